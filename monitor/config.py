@@ -20,6 +20,8 @@ class Settings:
     interval: timedelta = timedelta(minutes=10)
     first_poll: str = "baseline"
     recent: timedelta = timedelta(hours=24)
+    concurrency: int = 32                     # feeds fetched at once (beyond SPEC; documented)
+    timeout: timedelta = timedelta(seconds=30)  # total time for one feed fetch (beyond SPEC)
 
 
 @dataclass(frozen=True)

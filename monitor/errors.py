@@ -4,7 +4,6 @@
     ├── ConfigError      bad config file: carries every problem found
     │   └── QuerySyntaxError   a malformed topic query, with its column
     ├── FetchError       a feed could not be fetched (network, status, size)
-    ├── ParseError       a feed body could not be read as a feed at all
     ├── StorageError     the database could not be opened or written
     └── DeliveryError    a webhook could not be reached or refused the alert
 """
@@ -60,10 +59,6 @@ class FetchError(MonitorError):
     def __init__(self, message: str, status: int | None = None):
         self.status = status
         super().__init__(message)
-
-
-class ParseError(MonitorError):
-    """A body was not a readable feed."""
 
 
 class StorageError(MonitorError):

@@ -28,6 +28,7 @@ class ParsedFeed:
 
     title: str | None
     items: list[Item]
+    problem: str | None = None  # why nothing could be read (not a feed, broken XML); None when fine
 
 
 def parse_feed(
@@ -38,7 +39,6 @@ def parse_feed(
     name: str | None = None,
 ) -> ParsedFeed:
     """Parse a feed body. `name` (the configured feed name) wins over the feed's own
-    title, which wins over `url`, for `Item.feed_name`. Raises ParseError only when the
-    body is not a feed at all (e.g. HTML page, empty body with no entries is NOT an error:
-    it returns no items)."""
+    title, which wins over `url`, for `Item.feed_name`. Never raises: a body that is not
+    a feed gives no items and a `problem`; broken XML gives whatever feedparser recovered."""
     raise NotImplementedError

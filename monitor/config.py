@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from monitor.query import Query
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from monitor.errors import ConfigError, Problem, QuerySyntaxError
+from monitor.query import Query, compile_query
 
 FORMATS = ("json", "slack", "discord", "teams", "mattermost", "ntfy")
 FIRST_POLL_MODES = ("baseline", "recent", "all")
@@ -49,6 +63,10 @@ class TopicConfig:
     webhooks: tuple[str, ...] = ()           # () = every webhook
     feeds: tuple[str, ...] = ()              # () = every feed; entries are names, URLs or "tag:x"
 
+    def watches(self, feed: FeedConfig) -> bool:
+        """Whether items of `feed` are matched against this topic."""
+        return not self.feeds or any(_refers_to(ref, feed) for ref in self.feeds)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -61,9 +79,553 @@ class Config:
 
 def parse_duration(text: str) -> timedelta:
     """"30s", "5m", "1h", "2d" (also "1h30m") → timedelta; ValueError with a clear message."""
-    raise NotImplementedError
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(
+            f'invalid duration "{text}": write whole numbers with a unit d, h, m or s, '
+            'like "30s", "10m" or "1h30m"'
+        )
+    seconds = sum(int(n) * unit for n, unit in zip(match.groups(), _UNIT_SECONDS) if n)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as e:
+        raise ValueError(f'duration "{text}" is too long') from e
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate; raises ConfigError listing every problem (never anything else)."""
-    raise NotImplementedError
+    path = Path(path)
+    text = _read(path)
+    raw = _parse_toml(path, text)
+    check = _Checker(_locate_keys(text))
+    raw = _expand_env(raw, (), check)
+    config = _build_config(path, raw, check)
+    if check.problems:
+        # Document order reads best; problems without a line go last.
+        problems = sorted(check.problems, key=lambda p: p.line or float("inf"))
+        raise ConfigError(str(path), problems)
+    return config
+
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_UNIT_SECONDS = (86400, 3600, 60, 1)
+_ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
+
+KeyPath = tuple[str | int, ...]
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _read(path: Path) -> str:
+    try:
+        # utf-8-sig: editors on Windows like to prepend a BOM, which TOML forbids.
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise ConfigError(str(path), [Problem("", f"cannot read config: {e.strerror or e}")]) from e
+    except UnicodeDecodeError as e:
+        problem = Problem("", f"cannot read config: not UTF-8 text (byte {e.start})")
+        raise ConfigError(str(path), [problem]) from e
+
+
+def _parse_toml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        message, line, column = _split_toml_error(str(e), text)
+        where = f" (column {column})" if column else ""
+        problem = Problem("", f"invalid TOML: {message}{where}", line)
+        raise ConfigError(str(path), [problem]) from e
+
+
+def _split_toml_error(message: str, text: str) -> tuple[str, int | None, int | None]:
+    """tomllib puts the position in the message text: take it out into numbers."""
+    match = _TOML_POSITION.search(message)
+    if match is None:
+        return message, None, None
+    if match.group(1) is None:  # "at end of document"
+        return message[: match.start()], text.count("\n") + 1, None
+    return message[: match.start()], int(match.group(1)), int(match.group(2))
+
+
+# --- locating keys in the source -----------------------------------------------------
+
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED_KEY = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER_LINE = re.compile(rf"\s*(\[\[?)\s*({_DOTTED_KEY})\s*\]\]?\s*(?:#.*)?")
+_KEY_LINE = re.compile(rf"\s*({_DOTTED_KEY})\s*=")
+
+
+def _locate_keys(text: str) -> dict[KeyPath, int]:
+    """Map key paths to the 1-based line that defines them.
+
+    tomllib reports no positions, so scan the lines for table headers and `key =` lines.
+    Values spread over several lines (arrays, inline tables) are found at their first line.
+    """
+    lines: dict[KeyPath, int] = {}
+    array_counts: dict[KeyPath, int] = {}
+    block: KeyPath = ()
+    open_string: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if open_string is not None:
+            if open_string in line:
+                open_string = None
+            continue
+        header = _HEADER_LINE.fullmatch(line)
+        if header is not None:
+            block = _header_path(header, array_counts, lines, number)
+        elif (key := _KEY_LINE.match(line)) is not None:
+            parts = _split_key(key.group(1))
+            for end in range(1, len(parts) + 1):
+                lines.setdefault((*block, *parts[:end]), number)
+        open_string = _opens_multiline_string(line)
+    return lines
+
+
+def _header_path(
+    header: re.Match[str], array_counts: dict[KeyPath, int], lines: dict[KeyPath, int], number: int
+) -> KeyPath:
+    """The concrete path of a `[a.b]` or `[[a.b]]` header, with array indexes filled in."""
+    parts = _split_key(header.group(2))
+    parent: list[str | int] = []
+    for part in parts[:-1]:
+        parent.append(part)
+        if tuple(parent) in array_counts:  # [webhooks.headers] belongs to the last [[webhooks]]
+            parent.append(array_counts[tuple(parent)])
+    path: KeyPath = (*parent, parts[-1])
+    lines.setdefault(path, number)
+    if header.group(1) == "[[":
+        array_counts[path] = array_counts.get(path, -1) + 1
+        path = (*path, array_counts[path])
+        lines.setdefault(path, number)
+    return path
+
+
+def _split_key(dotted: str) -> list[str]:
+    return [part.strip("\"'") for part in re.findall(_KEY_PART, dotted)]
+
+
+def _opens_multiline_string(line: str) -> str | None:
+    """The delimiter of a multi-line string left open at the end of `line`, if any."""
+    for delimiter in ('"""', "'''"):
+        if line.count(delimiter) % 2 == 1:
+            return delimiter
+    return None
+
+
+# --- collecting problems -------------------------------------------------------------
+
+
+class _Checker:
+    """Collects problems, each placed at its key path and source line."""
+
+    def __init__(self, lines: dict[KeyPath, int]):
+        self.problems: list[Problem] = []
+        self._lines = lines
+        self._reported: set[KeyPath] = set()
+
+    def add(self, path: KeyPath, message: str) -> None:
+        # One problem per key: a missing ${VAR} should not also be reported as a bad URL.
+        if path in self._reported:
+            return
+        self._reported.add(path)
+        self.problems.append(Problem(_format_path(path), message, self._line(path)))
+
+    def _line(self, path: KeyPath) -> int | None:
+        # A missing key is best shown at its table's header, so fall back to the parents.
+        for end in range(len(path), 0, -1):
+            if path[:end] in self._lines:
+                return self._lines[path[:end]]
+        return None
+
+
+def _format_path(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            key = part if _BARE_KEY.fullmatch(part) else json.dumps(part)
+            text += f".{key}" if text else key
+    return text
+
+
+def _expand_env(value: Any, path: KeyPath, check: _Checker) -> Any:
+    """Replace ${NAME} in every string value; `$${NAME}` stays literally `${NAME}`."""
+    if isinstance(value, dict):
+        return {key: _expand_env(item, (*path, key), check) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(item, (*path, i), check) for i, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    missing: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        escaped, name = match.groups()
+        if escaped:
+            return match.group(0)[1:]
+        if name not in os.environ:
+            missing.append(name)
+            return ""
+        return os.environ[name]
+
+    expanded = _ENV.sub(substitute, value)
+    if missing:
+        names = ", ".join(dict.fromkeys(missing))
+        noun = "variable" if len(missing) == 1 else "variables"
+        verb = "is" if len(missing) == 1 else "are"
+        check.add(path, f"environment {noun} {names} {verb} not set")
+    return expanded
+
+
+# --- reading typed keys --------------------------------------------------------------
+
+
+@dataclass
+class _Table:
+    """One TOML table under validation: reads typed keys and reports problems at their path."""
+
+    data: dict[str, Any]
+    path: KeyPath
+    check: _Checker
+
+    def problem(self, key: str | int, message: str) -> None:
+        self.check.add((*self.path, key), message)
+
+    def allow(self, keys: Sequence[str]) -> None:
+        for key in self.data:
+            if key not in keys:
+                self.problem(key, _unknown_key_message(key, keys))
+
+    def string(self, key: str, *, required: bool = False) -> str | None:
+        if key not in self.data:
+            if required:
+                self.problem(key, "required key is missing")
+            return None
+        value = self.data[key]
+        if not isinstance(value, str):
+            self.problem(key, "expected a string")
+            return None
+        if not value.strip():
+            self.problem(key, "must not be empty")
+            return None
+        return value
+
+    def duration(self, key: str) -> timedelta | None:
+        if key not in self.data:
+            return None
+        value = self.data[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.problem(key, f'expected a duration string like "{value}s", not a bare number')
+            return None
+        if not isinstance(value, str):
+            self.problem(key, 'expected a duration string like "10m"')
+            return None
+        try:
+            duration = parse_duration(value)
+        except ValueError as e:
+            self.problem(key, str(e))
+            return None
+        if duration < timedelta(seconds=1):
+            self.problem(key, "must be at least 1s")
+            return None
+        return duration
+
+    def integer(self, key: str, low: int, high: int) -> int | None:
+        if key not in self.data:
+            return None
+        value = self.data[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.problem(key, "expected an integer")
+            return None
+        if not low <= value <= high:
+            self.problem(key, f"must be between {low} and {high}")
+            return None
+        return value
+
+    def choice(self, key: str, options: Sequence[str]) -> str | None:
+        value = self.string(key)
+        if value is not None and value not in options:
+            self.problem(key, f'unknown value "{value}"{_hint(value, options)}')
+            return None
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...] | None:
+        """A list of non-empty strings; an explicit empty list is refused as ambiguous."""
+        if key not in self.data:
+            return None
+        value = self.data[key]
+        if not isinstance(value, list):
+            self.problem(key, "expected a list of strings")
+            return None
+        items = _Table({i: item for i, item in enumerate(value)}, (*self.path, key), self.check)
+        result = tuple(s for i in range(len(value)) if (s := items.string(i)) is not None)  # type: ignore[arg-type]
+        return result if len(result) == len(value) else None
+
+    def tables(self, key: str) -> list[_Table]:
+        """The entries of an array of tables such as [[feeds]]."""
+        value = self.data.get(key, [])
+        if not isinstance(value, list):
+            self.problem(key, f"expected an array of tables, written [[{key}]]")
+            return []
+        tables = []
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                tables.append(_Table(item, (*self.path, key, i), self.check))
+            else:
+                self.check.add((*self.path, key, i), "expected a table")
+        return tables
+
+
+def _unknown_key_message(key: str, allowed: Sequence[str]) -> str:
+    hint = _hint(key, allowed)
+    return f"unknown key{hint}" if hint else f"unknown key (expected one of: {', '.join(allowed)})"
+
+
+def _hint(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+# --- the sections --------------------------------------------------------------------
+
+_TOP_KEYS = ("monitor", "webhooks", "feeds", "topics")
+_SETTINGS_KEYS = ("database", "interval", "first_poll", "recent", "concurrency", "timeout")
+_WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers")
+_FEED_KEYS = ("url", "name", "interval", "tags")
+_TOPIC_KEYS = ("name", "title", "query", "webhooks", "feeds")
+
+
+def _build_config(path: Path, raw: dict[str, Any], check: _Checker) -> Config:
+    root = _Table(raw, (), check)
+    root.allow(_TOP_KEYS)
+    webhook_tables = root.tables("webhooks")
+    feed_tables = root.tables("feeds")
+    webhooks = tuple(filter(None, (_webhook(t) for t in webhook_tables)))
+    feeds = tuple(filter(None, (_feed(t) for t in feed_tables)))
+    _check_unique(webhook_tables, "name")
+    _check_unique(feed_tables, "name")
+    _check_unique(feed_tables, "url")
+    # References are checked against every entry written, valid or not, so that one
+    # broken webhook or feed does not also make each topic naming it an error.
+    names = [name for t in webhook_tables if isinstance(name := t.data.get("name"), str)]
+    known_feeds = [_loose_feed(t.data) for t in feed_tables]
+    topic_tables = root.tables("topics")
+    topics = tuple(filter(None, (_topic(t, names, known_feeds) for t in topic_tables)))
+    _check_unique(topic_tables, "name")
+    return Config(
+        path=path.resolve(),
+        settings=_settings(root, path.resolve().parent),
+        webhooks=webhooks,
+        feeds=feeds,
+        topics=topics,
+    )
+
+
+def _settings(root: _Table, base: Path) -> Settings:
+    value = root.data.get("monitor", {})
+    if not isinstance(value, dict):
+        root.problem("monitor", "expected a table, written [monitor]")
+        value = {}
+    table = _Table(value, ("monitor",), root.check)
+    table.allow(_SETTINGS_KEYS)
+    defaults = Settings()
+    recent = table.duration("recent")
+    interval = table.duration("interval")
+    timeout = table.duration("timeout")
+    concurrency = table.integer("concurrency", 1, 1000)
+    return Settings(
+        database=_database(table, base) or _resolve_sqlite(defaults.database, base),
+        interval=interval or defaults.interval,
+        first_poll=table.choice("first_poll", FIRST_POLL_MODES) or defaults.first_poll,
+        recent=recent or defaults.recent,
+        concurrency=concurrency or defaults.concurrency,
+        timeout=timeout or defaults.timeout,
+    )
+
+
+def _database(table: _Table, base: Path) -> str | None:
+    url = table.string("database")
+    if url is None:
+        return None
+    try:
+        return _resolve_sqlite(url, base)
+    except ArgumentError:
+        table.problem("database", 'not a database URL (like "sqlite:///monitor.db")')
+        return None
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    """Make a relative sqlite file path absolute against `base`; leave other URLs alone."""
+    parsed = make_url(url)
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")  # a sqlite URI: its meaning is sqlite's business
+        or Path(database).is_absolute()
+    ):
+        return url
+    # Keep the user's text (and any ?query) verbatim rather than re-rendering the URL.
+    scheme, rest = url.split(":///", 1)
+    file, question, query = rest.partition("?")
+    return f"{scheme}:///{os.path.normpath(base / file)}{question}{query}"
+
+
+def _webhook(table: _Table) -> WebhookConfig | None:
+    table.allow(_WEBHOOK_KEYS)
+    name = table.string("name", required=True)
+    if name is not None and any(c.isspace() for c in name):
+        table.problem("name", "must not contain spaces")
+    url = _http_url(table, "url")
+    format_ = table.choice("format", FORMATS)
+    secret = _secret(table)
+    headers = _headers(table)
+    if name is None or url is None:
+        return None
+    return WebhookConfig(name, url, format_ or "json", secret, headers)
+
+
+def _http_url(table: _Table, key: str) -> str | None:
+    # Messages never repeat the URL: webhook URLs (Slack, Discord) are secrets themselves.
+    url = table.string(key, required=True)
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        table.problem(key, "not a valid URL")
+        return None
+    if any(c.isspace() for c in url):
+        table.problem(key, "URL must not contain spaces")
+    elif parts.scheme not in ("http", "https"):
+        table.problem(key, "expected an http:// or https:// URL")
+    elif not parts.hostname:
+        table.problem(key, "URL has no host")
+    else:
+        return url
+    return None
+
+
+def _secret(table: _Table) -> str | None:
+    secret = table.string("secret")
+    if secret is not None and secret.startswith("whsec_"):
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            key = b""
+        if not key:
+            table.problem("secret", 'a "whsec_" secret must continue with base64 key bytes')
+            return None
+    return secret
+
+
+def _headers(table: _Table) -> tuple[tuple[str, str], ...]:
+    value = table.data.get("headers", {})
+    if not isinstance(value, dict):
+        table.problem("headers", 'expected a table, like { Authorization = "Bearer ..." }')
+        return ()
+    headers = _Table(value, (*table.path, "headers"), table.check)
+    result = []
+    for name in value:
+        text = headers.string(name)
+        if not _HEADER_NAME.fullmatch(name):
+            headers.problem(name, "not a valid HTTP header name")
+        elif text is not None and ("\r" in text or "\n" in text):
+            headers.problem(name, "must not contain line breaks")
+        elif text is not None:
+            result.append((name, text))
+    return tuple(result)
+
+
+def _feed(table: _Table) -> FeedConfig | None:
+    table.allow(_FEED_KEYS)
+    url = _http_url(table, "url")
+    name = table.string("name")
+    if name is not None and name.startswith("tag:"):
+        table.problem("name", 'must not start with "tag:" (topics use that prefix for tags)')
+    interval = table.duration("interval")
+    tags = table.strings("tags")
+    if url is None:
+        return None
+    return FeedConfig(url, name, interval, tags or ())
+
+
+def _loose_feed(data: dict[str, Any]) -> FeedConfig:
+    """What a topic may refer to in a feed entry, read without validating it."""
+    tags = data.get("tags")
+    return FeedConfig(
+        url=data.get("url") if isinstance(data.get("url"), str) else "",
+        name=data.get("name") if isinstance(data.get("name"), str) else None,
+        tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
+    )
+
+
+def _topic(table: _Table, webhooks: list[str], feeds: list[FeedConfig]) -> TopicConfig | None:
+    table.allow(_TOPIC_KEYS)
+    name = table.string("name", required=True)
+    title = table.string("title")
+    query = _query(table)
+    webhook_refs = _references(table, "webhooks")
+    for i, ref in enumerate(webhook_refs or ()):
+        if ref not in webhooks:
+            table.check.add((*table.path, "webhooks", i), f'no webhook named "{ref}"{_hint(ref, webhooks)}')
+    feed_refs = _references(table, "feeds")
+    for i, ref in enumerate(feed_refs or ()):
+        if not any(_refers_to(ref, feed) for feed in feeds):
+            table.check.add((*table.path, "feeds", i), _missing_feed_message(ref, feeds))
+    if name is None or query is None:
+        return None
+    return TopicConfig(name, query, title, webhook_refs or (), feed_refs or ())
+
+
+def _query(table: _Table) -> Query | None:
+    text = table.string("query", required=True)
+    if text is None:
+        return None
+    try:
+        return compile_query(text)
+    except QuerySyntaxError as e:
+        pointer = "\n".join(f"    {line}" for line in e.pointer().splitlines())
+        table.problem("query", f"{e.message} at column {e.column}\n{pointer}")
+        return None
+
+
+def _references(table: _Table, key: str) -> tuple[str, ...] | None:
+    refs = table.strings(key)
+    if refs == ():
+        table.problem(key, f"must not be empty (leave {key} out to use every one)")
+        return None
+    return refs
+
+
+def _refers_to(ref: str, feed: FeedConfig) -> bool:
+    if ref.startswith("tag:"):
+        return ref.removeprefix("tag:") in feed.tags
+    return ref in (feed.name, feed.url)
+
+
+def _missing_feed_message(ref: str, feeds: list[FeedConfig]) -> str:
+    if ref.startswith("tag:"):
+        tags = {f"tag:{tag}" for feed in feeds for tag in feed.tags}
+        return f'no feed has tag "{ref.removeprefix("tag:")}"{_hint(ref, tags)}'
+    names = [feed.name for feed in feeds if feed.name is not None]
+    return f'no feed named "{ref}" or with that URL{_hint(ref, names)}'
+
+
+def _check_unique(tables: list[_Table], key: str) -> None:
+    first: dict[str, _Table] = {}
+    for table in tables:
+        value = table.data.get(key)
+        if not isinstance(value, str):
+            continue
+        if value in first:
+            where = _format_path(first[value].path)
+            table.problem(key, f"duplicate {key}, already used by {where}")
+        else:
+            first[value] = table

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import html
+import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from xml.sax import SAXParseException
+
+import feedparser
 
 
 @dataclass(frozen=True)
@@ -41,4 +50,190 @@ def parse_feed(
     """Parse a feed body. `name` (the configured feed name) wins over the feed's own
     title, which wins over `url`, for `Item.feed_name`. Never raises: a body that is not
     a feed gives no items and a `problem`; broken XML gives whatever feedparser recovered."""
-    raise NotImplementedError
+    try:
+        return _parse(body, url=url, headers=headers or {}, name=name)
+    except Exception as e:  # noqa: BLE001 - untrusted bytes through a third-party parser
+        return ParsedFeed(title=None, items=[], problem=f"unreadable feed: {e!r}")
+
+
+def _parse(body: bytes, *, url: str, headers: Mapping[str, str], name: str | None) -> ParsedFeed:
+    # A BytesIO, never the bytes themselves: feedparser opens bytes that name a file.
+    # No Content-Location, so guids stay as written (feedparser would resolve a relative
+    # guid against it, and the guid would change whenever the feed's URL does); links
+    # are resolved against `url` here instead.
+    result = feedparser.parse(
+        io.BytesIO(body),
+        response_headers=_response_headers(headers),
+        resolve_relative_uris=False,  # only affects HTML bodies, which are stripped anyway
+        sanitize_html=True,
+    )
+    title = _plain(result.feed.get("title"), result.feed.get("title_detail")) or None
+    feed_name = name or title or url
+    items = [_item(entry, url, feed_name) for entry in result.entries]
+    problem = None if items else _not_a_feed(body, result)
+    return ParsedFeed(title=title, items=items, problem=problem)
+
+
+def _response_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    given = {k.lower(): v for k, v in headers.items()}
+    # Without a Content-Type feedparser assumes ISO-8859-1 for XML with no encoding
+    # declaration; application/xml makes it follow the declaration, else UTF-8.
+    out = {"content-type": given.get("content-type") or "application/xml"}
+    if "content-language" in given:
+        out["content-language"] = given["content-language"]
+    return out
+
+
+# Nothing but whitespace, XML declarations/processing instructions and comments.
+_EMPTY_DOCUMENT = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s|<\?.*?\?>|<!--.*?-->)*", re.S)
+
+
+def _not_a_feed(body: bytes, result: Any) -> str | None:
+    """Why a document with no entries is not a feed; None for an empty or zero-item feed."""
+    if result.get("version") or result.get("feed") or _EMPTY_DOCUMENT.fullmatch(body):
+        return None
+    if _looks_like_html(body):
+        return "not a feed: looks like an HTML page"
+    if result.get("bozo"):
+        error = result.get("bozo_exception")
+        # SAX messages start with "<unknown>:line:col", and the line is off by one
+        # because feedparser rewrites the XML declaration.
+        reason = error.getMessage() if isinstance(error, SAXParseException) else str(error)
+        return f"not a feed: {reason}"
+    return "not a feed: no RSS, Atom or RDF document element"
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body[:1024].lower()
+    return b"<!doctype html" in head or b"<html" in head
+
+
+def _item(entry: Any, url: str, feed_name: str) -> Item:
+    summary, summary_detail = _summary_source(entry)
+    return Item(
+        title=_plain(entry.get("title"), entry.get("title_detail")),
+        summary=_plain(summary, summary_detail),
+        link=_link(entry, url),
+        guid=_guid(entry),
+        published=_published(entry),
+        feed_name=feed_name,
+    )
+
+
+def _summary_source(entry: Any) -> tuple[Any, Any]:
+    first_content = (entry.get("content") or [{}])[0]
+    if entry.get("summary"):
+        # feedparser copies an Atom <content> into `summary` without its detail.
+        return entry["summary"], entry.get("summary_detail") or first_content
+    return first_content.get("value", ""), first_content
+
+
+def _link(entry: Any, url: str) -> str | None:
+    link = entry.get("link")
+    if not isinstance(link, str) or not link.strip():
+        return None
+    link = link.strip()
+    # feedparser copies a permalink guid into `link` when there is no <link>; a guid
+    # that is not already a URL ("12345") is an id, and resolving it would invent a page.
+    if entry.get("guidislink") and not _is_web_url(link):
+        return None
+    try:
+        absolute = urljoin(url, link)
+    except ValueError:
+        return None
+    return absolute if _is_web_url(absolute) else None
+
+
+def _is_web_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _guid(entry: Any) -> str | None:
+    guid = entry.get("id")
+    return (guid.strip() or None) if isinstance(guid, str) else None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _published(entry: Any) -> datetime | None:
+    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    if parsed is None:
+        return None
+    try:
+        year, month, day, hour, minute, second = parsed[:6]
+        # A leap second (:60) is still a usable date.
+        when = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    # Feed generators write the Unix epoch when they have no date.
+    return None if when == _EPOCH else when
+
+
+# ---- plain text ------------------------------------------------------------
+
+_SKIPPED = frozenset({"script", "style", "template"})
+_BLOCK = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+    "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+    "hr", "img", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td",
+    "th", "tr", "ul",
+})
+# Only semicolon-terminated references: "&para" in "Smith&paragon" is not an entity.
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text of an HTML fragment, with block boundaries as spaces."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED:
+            self._skipping += 1
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def strip_html(fragment: str) -> str:
+    """The text of an HTML fragment: tags dropped (script/style with their contents),
+    entities decoded, block elements as spaces. Whitespace is not collapsed."""
+    if "<" not in fragment and "&" not in fragment:
+        return fragment
+    extractor = _TextExtractor()
+    extractor.feed(fragment)
+    extractor.close()
+    return "".join(extractor.parts)
+
+
+def _plain(value: Any, detail: Any) -> str:
+    """A feed text construct as one line of plain text."""
+    if not isinstance(value, str):
+        return ""
+    kind = detail.get("type") if detail else None
+    # feedparser has already decoded text/plain values; anything else is (X)HTML.
+    text = value if kind == "text/plain" else strip_html(value)
+    # Publishers often escape twice ("&amp;amp;"); one more pass undoes that.
+    text = _ENTITY.sub(lambda m: html.unescape(m.group()), text)
+    return " ".join(text.split())

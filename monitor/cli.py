@@ -1,0 +1,204 @@
+"""The command line; the only place that prints or exits."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from monitor import log
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, FetchError, MonitorError
+from monitor.parse import parse_feed
+from monitor.query import prepare
+
+CONFIG_OPTION = click.option(
+    "-c", "--config", "config_path", required=True, envvar="MONITOR_CONFIG",
+    type=click.Path(dir_okay=False, path_type=Path), help="Config file (TOML). Env: MONITOR_CONFIG.",
+)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"monitor: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn every expected error into a clear message and exit 2 — never a traceback."""
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as e:
+            for problem in e.problems:
+                click.echo(problem.format(e.path), err=True)
+            sys.exit(2)
+        except MonitorError as e:
+            fail(str(e))
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@click.version_option(package_name="monitor")
+def main(log_level: str, log_json: bool) -> None:
+    """monitor: hear about a story the minute it moves, and never twice."""
+    log.setup(log_level, log_json)
+
+
+@main.command()
+@CONFIG_OPTION
+@user_errors
+def run(config_path: Path) -> None:
+    """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    from monitor.daemon import Daemon
+
+    config = load_config(config_path)
+
+    async def serve() -> None:
+        await Daemon(config).run()
+
+    asyncio.run(serve())
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--all", "all_feeds", is_flag=True, help="Poll every feed, due or not.")
+@user_errors
+def once(config_path: Path, all_feeds: bool) -> None:
+    """One pass: poll due feeds, deliver pending alerts, exit (1 if a delivery is failing)."""
+    from monitor.daemon import run_once
+
+    config = load_config(config_path)
+    sys.exit(asyncio.run(run_once(config, all_feeds=all_feeds)))
+
+
+@main.command()
+@CONFIG_OPTION
+@user_errors
+def check(config_path: Path) -> None:
+    """Validate the config and open the database."""
+    from monitor.store import Store
+
+    config = load_config(config_path)
+    Store(config.settings.database).close()
+    click.echo(f"{config_path}: ok ({len(config.feeds)} feeds, {len(config.topics)} topics, "
+               f"{len(config.webhooks)} webhooks)")
+
+
+@main.command("test-webhook")
+@CONFIG_OPTION
+@click.argument("name")
+@user_errors
+def test_webhook(config_path: Path, name: str) -> None:
+    """Send one sample alert to webhook NAME and show the response."""
+    from monitor.deliver import Sender
+    from monitor.formats import sample_message
+
+    config = load_config(config_path)
+    hook = next((w for w in config.webhooks if w.name == name), None)
+    if hook is None:
+        known = ", ".join(w.name for w in config.webhooks) or "none configured"
+        fail(f"no webhook named {name!r} (known: {known})")
+
+    async def send() -> Any:
+        async with Sender() as sender:
+            now = datetime.now(UTC)
+            return await sender.send(sample_message(now), hook, now=now)
+
+    outcome = asyncio.run(send())
+    result = f"HTTP {outcome.status}" if outcome.status is not None else outcome.error
+    click.echo(f"{name} ({hook.format}) → {result} in {outcome.elapsed_ms} ms")
+    if not outcome.ok and outcome.error and outcome.status is not None:
+        click.echo(f"error: {outcome.error}")
+    sys.exit(0 if outcome.ok else 1)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--topic", "topic_names", multiple=True, help="Only this topic (repeatable).")
+@click.argument("source")
+@user_errors
+def match(config_path: Path, topic_names: tuple[str, ...], source: str) -> None:
+    """Dry run: show which topics each item of SOURCE (a feed file or URL) matches."""
+    config = load_config(config_path)
+    topics = [t for t in config.topics if not topic_names or t.name in topic_names]
+    unknown = set(topic_names) - {t.name for t in config.topics}
+    if unknown:
+        fail(f"no topic named {', '.join(sorted(unknown))}")
+    body, url, headers = read_source(source, config)
+    parsed = parse_feed(body, url=url, headers=headers)
+    if parsed.problem:
+        click.echo(f"warning: {parsed.problem}", err=True)
+    hits = 0
+    for item in parsed.items:
+        doc = prepare(item.title, item.summary)
+        matches = [(t.name, m) for t in topics if (m := t.query.match(doc))]
+        hits += bool(matches)
+        click.echo(f"{'*' if matches else ' '} {item.title or '(untitled)'}")
+        if item.link:
+            click.echo(f"    {item.link}")
+        for name, words in matches:
+            click.echo(f"    → {name}: {', '.join(words)}")
+    click.echo(f"{len(parsed.items)} items, {hits} matching")
+
+
+def read_source(source: str, config: Config) -> tuple[bytes, str, dict[str, str]]:
+    """A feed's bytes from a URL (fetched, no state kept) or a local file."""
+    if source.startswith(("http://", "https://")):
+        from monitor.fetch import Fetcher
+
+        async def get() -> Any:
+            async with Fetcher(timeout=config.settings.timeout.total_seconds()) as fetcher:
+                return await fetcher.fetch(source)
+        try:
+            result = asyncio.run(get())
+        except FetchError as e:
+            fail(f"cannot fetch {source}: {e}")
+        return result.body, result.url, result.headers
+    path = Path(source)
+    try:
+        return path.read_bytes(), path.resolve().as_uri(), {}
+    except OSError as e:
+        fail(f"cannot read {source}: {e.strerror}")
+
+
+@main.command()
+@CONFIG_OPTION
+@user_errors
+def status(config_path: Path) -> None:
+    """Feeds (last poll, result, next poll, errors), failing deliveries, counts."""
+    from monitor.store import Store
+
+    config = load_config(config_path)
+    store = Store(config.settings.database)
+    try:
+        feeds, counts, problems = store.feed_rows(), store.counts(), store.problem_alerts()
+    finally:
+        store.close()
+    click.echo(f"feeds ({len(feeds)}):")
+    for f in feeds:
+        label = f["name"] or f["title"] or f["url"]
+        state = "" if f["active"] else " [not in config]"
+        click.echo(f"  {label}{state}\n    {f['url']}\n"
+                   f"    last poll {when(f['last_poll_at'])}: {f['last_result'] or 'never polled'}; "
+                   f"next {when(f['next_poll_at'])}; errors {f['error_count']}")
+    click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    if problems:
+        click.echo("failing deliveries:")
+        for a in problems:
+            retry = f", next try {when(a['next_attempt_at'])}" if a["status"] == "pending" else ""
+            click.echo(f"  {a['id']} {a['status']} {a['topic']} → {a['webhook']} "
+                       f"after {a['attempts']} attempts{retry}: {a['last_error']}\n    {a['title']}")
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"

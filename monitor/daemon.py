@@ -1,0 +1,224 @@
+"""The service: start, poll and deliver on schedule, reload on SIGHUP, stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from monitor.config import Config, load_config
+from monitor.deliver import Sender
+from monitor.errors import ConfigError, MonitorError
+from monitor.fetch import Fetcher
+from monitor.log import event
+from monitor.outbox import Outbox
+from monitor.pipeline import PollOutcome, Pipeline, utcnow
+from monitor.scheduler import build_scheduler
+from monitor.store import FeedState, Store
+
+SHUTDOWN_GRACE = 10.0           # seconds in-flight work gets after SIGTERM/SIGINT
+DELIVERY_LOG_RETENTION = timedelta(days=30)
+
+
+def feed_schedule(config: Config) -> list[tuple[str, str | None, timedelta]]:
+    return [(f.url, f.name, f.interval or config.settings.interval) for f in config.feeds]
+
+
+class Service:
+    """Everything one process needs: store, fetcher, sender, pipeline, outbox."""
+
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
+        self.config = config
+        self.clock = clock
+        self.store = Store(config.settings.database)
+        timeout = config.settings.timeout.total_seconds()
+        self.fetcher = Fetcher(concurrency=config.settings.concurrency, timeout=timeout)
+        self.sender = Sender()
+        self.pipeline = Pipeline(self.store, self.fetcher, config, clock)
+        self.outbox = Outbox(self.store, self.sender, config, clock)
+        # A poll holds its lease for at most the fetch timeout plus processing; a crashed
+        # process's leases lapse after this and the feeds become due again.
+        self.lease = timedelta(seconds=timeout + 60)
+
+    def apply(self, config: Config) -> None:
+        """Adopt a new config (startup or reload): feeds table, topics, webhooks."""
+        self.store.sync_feeds(feed_schedule(config), self.clock())
+        self.config = self.pipeline.config = self.outbox.config = config
+
+    async def aclose(self) -> None:
+        await self.fetcher.aclose()
+        await self.sender.aclose()
+        self.store.close()
+
+    async def poll_once(self, *, all_feeds: bool) -> list[PollOutcome]:
+        """Poll every due feed (or every feed) concurrently, with a progress line."""
+        feeds = await asyncio.to_thread(self.store.claim_due_feeds, self.clock(), 1_000_000,
+                                        self.lease, all_feeds=all_feeds)
+        progress = Progress(len(feeds))
+        async def poll(feed: FeedState) -> PollOutcome:
+            outcome = await self.pipeline.poll(feed)
+            progress.tick()
+            return outcome
+        return list(await asyncio.gather(*(poll(f) for f in feeds)))
+
+
+class Progress:
+    """Logs `progress done=N total=M` at most every few seconds during a long pass."""
+
+    def __init__(self, total: int, every: float = 5.0):
+        self.total, self.done, self.every = total, 0, every
+        self.last = time.monotonic()
+
+    def tick(self) -> None:
+        self.done += 1
+        if time.monotonic() - self.last >= self.every and self.done < self.total:
+            self.last = time.monotonic()
+            event("progress", done=self.done, total=self.total)
+
+
+async def run_once(config: Config, *, all_feeds: bool) -> int:
+    """`monitor once`: one pass, then deliver what is due. 1 if any delivery is still failing."""
+    service = Service(config)
+    try:
+        service.apply(config)
+        started = time.monotonic()
+        outcomes = await service.poll_once(all_feeds=all_feeds)
+        stats = await service.outbox.deliver_due()
+        failing = await asyncio.to_thread(service.store.failing_alerts)
+        event("pass_done", feeds=len(outcomes), failed=sum(not o.ok for o in outcomes),
+              new=sum(o.new for o in outcomes), alerts=sum(o.alerts for o in outcomes),
+              delivered=stats.delivered, failing=failing,
+              seconds=round(time.monotonic() - started, 2))
+        return 1 if failing else 0
+    finally:
+        await service.aclose()
+
+
+class Daemon:
+    """`monitor run`: APScheduler ticks, signal handling, reload, graceful stop."""
+
+    def __init__(self, config: Config):
+        self.path = Path(config.path)
+        self.service = Service(config)
+        self.inflight: set[asyncio.Task] = set()   # poll tasks and the running delivery pass
+        self.stopping = asyncio.Event()
+        self.forced = False
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        service = self.service
+        service.apply(service.config)
+        scheduler = build_scheduler(poll=self.poll_tick, deliver=self.deliver_tick,
+                                    maintain=self.maintain)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        config = service.config
+        event("started", config=str(self.path), feeds=len(config.feeds), topics=len(config.topics),
+              webhooks=len(config.webhooks),
+              database=service.store.engine.url.render_as_string(hide_password=True))
+        scheduler.start()
+        try:
+            await self.stopping.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            await self.drain()
+            await service.aclose()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            event("stopped")
+
+    def request_stop(self, sig: signal.Signals) -> None:
+        if self.stopping.is_set():
+            # A second signal: stop waiting for in-flight work. Nothing is lost: items and
+            # alerts are written in one transaction, unfinished polls' leases lapse.
+            self.forced = True
+            for task in list(self.inflight):
+                task.cancel()
+            event("stopping_now", signal=sig.name)
+            return
+        event("stopping", signal=sig.name, inflight=len(self.inflight), grace_s=SHUTDOWN_GRACE)
+        self.stopping.set()
+
+    async def drain(self) -> None:
+        """Give in-flight polls and deliveries a bounded time to finish, then cancel them."""
+        pending = {t for t in self.inflight if not t.done()}
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=5)
+            event("abandoned", logging.WARNING, tasks=len(late),
+                  note="their feeds are polled again after the lease lapses; their alerts stay pending")
+
+    def track(self, task: asyncio.Task) -> None:
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+
+    async def poll_tick(self) -> None:
+        """Claim due feeds up to the free fetch capacity and poll each in its own task."""
+        if self.stopping.is_set():
+            return
+        service = self.service
+        polls = sum(1 for t in self.inflight if t.get_name().startswith("poll:"))
+        free = 2 * service.config.settings.concurrency - polls
+        if free <= 0:
+            return
+        try:
+            feeds = await asyncio.to_thread(service.store.claim_due_feeds, service.clock(), free, service.lease)
+        except MonitorError as e:
+            event("poll_tick_failed", logging.ERROR, error=str(e))
+            return
+        for feed in feeds:
+            self.track(asyncio.create_task(self.poll_feed(feed), name=f"poll:{feed.url}"))
+
+    async def poll_feed(self, feed: FeedState) -> None:
+        try:
+            await self.service.pipeline.poll(feed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug or a database outage must not take the daemon down
+            event("poll_crashed", logging.ERROR, feed=feed.url, error=f"{type(e).__name__}: {e}",
+                  exc_info=not isinstance(e, MonitorError))
+
+    async def deliver_tick(self) -> None:
+        if self.stopping.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.track(task)
+        try:
+            await self.service.outbox.deliver_due()
+        except MonitorError as e:
+            event("deliver_tick_failed", logging.ERROR, error=str(e))
+
+    async def maintain(self) -> None:
+        cutoff = self.service.clock() - DELIVERY_LOG_RETENTION
+        pruned = await asyncio.to_thread(self.service.store.prune_deliveries, cutoff)
+        event("maintained", pruned_attempts=pruned)
+
+    def reload(self) -> None:
+        """SIGHUP: adopt the file's new config, or keep the old one if the new one is bad."""
+        try:
+            config = load_config(self.path)
+        except ConfigError as e:
+            for problem in e.problems:
+                event("reload_refused", logging.ERROR, problem=problem.format(str(self.path)))
+            return
+        if config.settings.database != self.service.config.settings.database:
+            event("reload_refused", logging.ERROR,
+                  problem="monitor.database cannot change while running; restart instead")
+            return
+        try:
+            self.service.apply(config)
+        except MonitorError as e:
+            event("reload_refused", logging.ERROR, problem=str(e))
+            return
+        event("reloaded", feeds=len(config.feeds), topics=len(config.topics),
+              webhooks=len(config.webhooks))

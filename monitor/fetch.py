@@ -1,0 +1,236 @@
+"""Fetch feeds over HTTP: one shared client, conditional GET, hard limits on time, size and redirects."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+
+from monitor import USER_AGENT
+from monitor.errors import FetchError
+
+ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
+
+# These describe the bytes on the wire; the body we hand on is already decoded.
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one successful fetch returned."""
+
+    status: int  # a 2xx (normally 200), or 304: not modified, body is b""
+    url: str  # final URL after redirects
+    body: bytes  # decoded: any Content-Encoding is already undone
+    headers: dict[str, str]  # lower-cased names; wire-only headers (content-encoding...) dropped
+    etag: str | None  # validators to send next time; on a 304 that omits them, the ones sent
+    last_modified: str | None
+    elapsed_ms: int  # from getting a concurrency slot to the end of the body; queueing excluded
+
+
+class Fetcher:
+    """Fetches feeds through one shared httpx client, at most `concurrency` at a time.
+
+    Callers may start thousands of fetch() calls at once: they queue on a semaphore, not
+    in the connection pool, and the `timeout` (whole request, body included) only starts
+    once a call holds a slot. Use one Fetcher within one event loop.
+
+    Every FetchError that fetch() raises carries `status` (the HTTP status, or None) and
+    `retry_after` (seconds the server asked us to wait via Retry-After, or None).
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 32,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_bytes: int = 10 * 1024 * 1024,
+        max_redirects: int = 5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._max_bytes = max_bytes
+        self._max_redirects = max_redirects
+        self._slots = asyncio.Semaphore(concurrency)
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT, "Accept": ACCEPT},
+            # The semaphore keeps requests <= connections, so a pool wait is never long;
+            # the total timeout in fetch() bounds it anyway.
+            timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=None),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            # Redirects are followed in _open so that redirect bodies are never read.
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the shared client and its connections."""
+        await self._client.aclose()
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """GET `url`, sending the validators from last time; raise FetchError on any failure."""
+        async with self._slots:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    response, body = await self._get(url, _conditional(etag, last_modified))
+            except TimeoutError as e:
+                raise _error(f"timed out after {self._timeout:g}s") from e
+            except httpx.InvalidURL as e:
+                raise _error(f"invalid URL: {e}") from e
+            except httpx.HTTPError as e:
+                raise _error(self._describe(e)) from e
+        new_etag = response.headers.get("etag")
+        new_last_modified = response.headers.get("last-modified")
+        if response.status_code == 304:  # a 304 may omit validators that still hold
+            new_etag = new_etag or etag
+            new_last_modified = new_last_modified or last_modified
+        return FetchResult(
+            status=response.status_code,
+            url=str(response.url),
+            body=body,
+            headers={k: v for k, v in response.headers.items() if k not in _WIRE_HEADERS},
+            etag=new_etag,
+            last_modified=new_last_modified,
+            elapsed_ms=round((time.monotonic() - started) * 1000),
+        )
+
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        """The final response (closed) and its body; raise FetchError on a bad status or size."""
+        response = await self._open(url, headers)
+        try:
+            if response.status_code == 304:
+                return response, b""
+            if not response.is_success:
+                raise _status_error(response)
+            return response, await self._read(response)
+        finally:
+            await response.aclose()
+
+    async def _open(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """Send the GET, following redirects; the caller must close the response."""
+        request = self._client.build_request("GET", url, headers=headers)
+        for _ in range(self._max_redirects + 1):
+            response = await self._client.send(request, stream=True)
+            if response.next_request is None:
+                return response
+            await response.aclose()
+            request = response.next_request
+        raise _error(f"too many redirects (more than {self._max_redirects})")
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        """The decoded body, abandoned as soon as it passes max_bytes.
+
+        Counting decoded bytes caps a gzip bomb too; Content-Length only lets us refuse early.
+        """
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise self._too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> FetchError:
+        return _error(f"body larger than {_format_size(self._max_bytes)}")
+
+    def _describe(self, e: httpx.HTTPError) -> str:
+        """A short message for an httpx failure, for logs and `monitor status`."""
+        if isinstance(e, httpx.ConnectTimeout):
+            return f"connect timed out after {self._connect_timeout:g}s"
+        if isinstance(e, httpx.TimeoutException):
+            return f"timed out after {self._timeout:g}s"
+        if isinstance(e, httpx.DecodingError):
+            return f"could not decode body: {e}"
+        if isinstance(e, httpx.RemoteProtocolError):
+            return f"protocol error: {e}"
+        return _network_failure(e)
+
+
+def parse_retry_after(value: str, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or an HTTP-date), or None.
+
+    `now` must be timezone-aware; a date in the past gives 0.
+    """
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000" parses naive; HTTP-dates are always GMT
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _conditional(etag: str | None, last_modified: str | None) -> dict[str, str]:
+    """Request headers for a conditional GET.
+
+    A validator that is not ASCII cannot be sent as a header; dropping it costs one full fetch.
+    """
+    headers = {}
+    if etag and etag.isascii():
+        headers["If-None-Match"] = etag
+    if last_modified and last_modified.isascii():
+        headers["If-Modified-Since"] = last_modified
+    return headers
+
+
+def _status_error(response: httpx.Response) -> FetchError:
+    retry_after = response.headers.get("retry-after")
+    seconds = parse_retry_after(retry_after, datetime.now(timezone.utc)) if retry_after else None
+    status = response.status_code
+    return _error(f"HTTP {status}", status=status, retry_after=seconds)
+
+
+def _error(message: str, *, status: int | None = None, retry_after: float | None = None) -> FetchError:
+    """A FetchError that always has `retry_after`, so callers need no getattr."""
+    error = FetchError(message, status=status)
+    error.retry_after = retry_after  # type: ignore[attr-defined]
+    return error
+
+
+def _network_failure(e: BaseException) -> str:
+    """Name the OS-level cause buried in httpx's exception chain, else httpx's own words."""
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset"
+        if isinstance(cause, socket.gaierror):
+            return f"DNS lookup failed: {cause.strerror or cause}"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate not valid: {cause.verify_message or cause}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error: {cause.reason or cause}"
+        cause = cause.__cause__ or cause.__context__
+    return str(e) or type(e).__name__
+
+
+def _format_size(n: int) -> str:
+    for unit, size in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"

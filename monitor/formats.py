@@ -1,0 +1,368 @@
+"""One alert → the HTTP request body and headers each webhook format expects (pure)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from monitor.config import WebhookConfig
+
+SUMMARY_LIMIT = 1000  # SPEC: the json summary is at most 1000 chars; chat formats share it
+JSON = "application/json"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """Everything an alert says; the pipeline builds it from the outbox row."""
+
+    alert_id: str                # ULID, no "."; sent as webhook-id, the same on every retry
+    created_at: datetime         # aware UTC; the json payload's "timestamp"
+    topic_name: str
+    topic_title: str | None
+    title: str
+    url: str | None
+    summary: str                 # plain text, any length (each format cuts it to fit)
+    published: datetime | None
+    guid: str | None
+    feed_name: str
+    feed_url: str
+    matched: tuple[str, ...]     # the query words that matched, for humans
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The request to make for one alert, before delivery headers (id, signature, auth)."""
+
+    url: str = field(repr=False)  # chat webhook URLs carry their token: keep it out of logs
+    headers: dict[str, str]
+    body: bytes
+
+
+def render(message: AlertMessage, webhook: WebhookConfig) -> Rendered:
+    """The request `webhook` expects for `message`; ValueError for an unknown format."""
+    try:
+        renderer = _RENDERERS[webhook.format]
+    except KeyError:
+        raise ValueError(f"unknown webhook format {webhook.format!r}") from None
+    return renderer(message, webhook.url)
+
+
+def new_alert_id(now: datetime) -> str:
+    """A ULID: 48-bit milliseconds since the epoch + 80 random bits, 26 chars Crockford base32.
+
+    Sorts by creation time, contains no "." (Standard Webhooks ids must not)."""
+    millis = int(_utc(now).timestamp() * 1000) & ((1 << 48) - 1)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def sample_message(now: datetime) -> AlertMessage:
+    """An obviously fake alert for `monitor test-webhook`; a fresh alert_id on every call."""
+    alert_id = new_alert_id(now)
+    return AlertMessage(
+        alert_id=alert_id,
+        created_at=now,
+        topic_name="monitor-test",
+        topic_title="monitor test alert",
+        title="Test alert from monitor: your webhook works",
+        url="https://example.com/monitor/test-alert",
+        summary="This is a sample alert sent by `monitor test-webhook`. No news happened; "
+        "if you can read this, deliveries to this webhook work.",
+        published=now,
+        guid=f"monitor-test-{alert_id}",
+        feed_name="monitor (sample feed)",
+        feed_url="https://example.com/monitor/feed.xml",
+        matched=("test",),
+    )
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` in at most `limit` chars: cut on a word boundary (unless one word would eat
+    more than half the room) and ended with "…"."""
+    if len(text) <= limit:
+        return text
+    if limit < 1:
+        return ""
+    head = text[: limit - 1]
+    if not text[limit - 1].isspace():
+        boundary = re.search(r"\s\S*\Z", head)
+        if boundary and boundary.start() > limit // 2:
+            head = head[: boundary.start()]
+    return head.rstrip() + "…"
+
+
+# --- json (Standard Webhooks) -------------------------------------------------------------
+
+
+def _json_payload(message: AlertMessage) -> dict[str, Any]:
+    """SPEC's payload. topic.title falls back to the topic name so that it is always a
+    string a receiver can show."""
+    return {
+        "type": "monitor.alert",
+        "timestamp": _iso(message.created_at),
+        "data": {
+            "alert_id": message.alert_id,
+            "topic": {"name": message.topic_name, "title": _topic(message)},
+            "item": {
+                "title": message.title,
+                "url": message.url,
+                "summary": truncate(message.summary, SUMMARY_LIMIT),
+                "published": _iso(message.published) if message.published else None,
+                "guid": message.guid,
+                "feed": {"name": message.feed_name, "url": message.feed_url},
+            },
+            "matched": list(message.matched),
+        },
+    }
+
+
+def _render_json(message: AlertMessage, url: str) -> Rendered:
+    return Rendered(url, {"content-type": JSON}, _dump(_json_payload(message)))
+
+
+# --- Slack incoming webhook ---------------------------------------------------------------
+
+
+def _render_slack(message: AlertMessage, url: str) -> Rendered:
+    title = _fit(_one_line(message.title), 500, _slack_escape)
+    link = f"<{_slack_escape(_quote_url(message.url, '|<>'))}|{title}>" if message.url else title
+    headline = f"*{link}*"
+    section = headline
+    if message.summary:
+        room = 3000 - len(headline) - 1
+        section += "\n" + _fit(truncate(message.summary, SUMMARY_LIMIT), room, _slack_escape)
+    payload = {
+        # The fallback is what notifications and screen readers show.
+        "text": _fit(f"{_topic(message)}: {_one_line(message.title)}", 3000, _slack_escape),
+        "blocks": [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": truncate(_topic(message), 150)},
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": section}},
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": _fit(_facts_line(message), 3000, _slack_escape)}
+                ],
+            },
+        ],
+    }
+    return Rendered(url, {"content-type": JSON}, _dump(payload))
+
+
+def _slack_escape(text: str) -> str:
+    # Slack's mrkdwn reserves only these three; "<!channel>" cannot be formed without "<".
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# --- Discord webhook ----------------------------------------------------------------------
+
+
+def _render_discord(message: AlertMessage, url: str) -> Rendered:
+    embed: dict[str, Any] = {
+        "title": truncate(_one_line(message.title), 256),
+        "description": _fit(truncate(message.summary, SUMMARY_LIMIT), 4096, _markdown_escape),
+        "fields": [{"name": "Matched", "value": truncate(_matched(message), 1024)}],
+        "footer": {"text": truncate(_one_line(message.feed_name), 2048)},
+    }
+    if message.url:
+        embed["url"] = message.url
+    if message.published:
+        embed["timestamp"] = _iso(message.published)
+    payload = {
+        "content": f"**{_fit(_topic(message), 1996, _markdown_escape)}**",
+        "embeds": [embed],
+        # A feed title saying "@everyone" must not ping a whole server.
+        "allowed_mentions": {"parse": []},
+    }
+    return Rendered(_with_wait(url), {"content-type": JSON}, _dump(payload))
+
+
+def _with_wait(url: str) -> str:
+    """`url` with wait=true, so that Discord reports a message it failed to save."""
+    base, _, fragment = url.partition("#")
+    base, _, query = base.partition("?")
+    params = [p for p in query.split("&") if p and p.split("=", 1)[0] != "wait"]
+    params.append("wait=true")
+    return f"{base}?{'&'.join(params)}" + (f"#{fragment}" if fragment else "")
+
+
+# --- Microsoft Teams (Workflows) ----------------------------------------------------------
+
+
+def _render_teams(message: AlertMessage, url: str) -> Rendered:
+    body: list[dict[str, Any]] = [
+        _text_block(_topic(message), size="Small", weight="Bolder", color="Accent"),
+        _text_block(_one_line(message.title), size="Large", weight="Bolder"),
+    ]
+    if message.summary:
+        body.append(_text_block(truncate(message.summary, SUMMARY_LIMIT)))
+    body.append(_text_block(_facts_line(message, bold="**"), size="Small", isSubtle=True))
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+    }
+    if message.url:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open article", "url": message.url}]
+    payload = {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+        ],
+    }
+    return Rendered(url, {"content-type": JSON}, _dump(payload))
+
+
+def _text_block(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+# --- Mattermost ---------------------------------------------------------------------------
+
+
+def _render_mattermost(message: AlertMessage, url: str) -> Rendered:
+    def escape(text: str) -> str:
+        return _neutralise_mentions(_markdown_escape(text))
+
+    title = escape(truncate(_one_line(message.title), 500))
+    if message.url:
+        title = f"[{title}]({_quote_url(message.url, ' ()<>')})"
+    lines = [f"**{escape(_topic(message))}**", f"**{title}**"]
+    if message.summary:
+        lines.append(escape(truncate(message.summary, SUMMARY_LIMIT)))
+    lines.append(escape(_facts_line(message, bold="")))
+    return Rendered(url, {"content-type": JSON}, _dump({"text": "\n".join(lines)}))
+
+
+def _neutralise_mentions(text: str) -> str:
+    # A zero-width space after "@" stops "@channel" or "@someone" in a feed from notifying.
+    return text.replace("@", "@\u200b")
+
+
+# --- ntfy ---------------------------------------------------------------------------------
+
+_NTFY_BODY_BYTES = 4096  # ntfy's default message limit; beyond it the body becomes a file
+
+
+def _render_ntfy(message: AlertMessage, url: str) -> Rendered:
+    facts = "\n".join(
+        [
+            f"Topic: {_topic(message)}",
+            f"Feed: {_one_line(message.feed_name)}",
+            f"Published: {_human_time(message.published)}",
+            f"Matched: {_matched(message)}",
+        ]
+    )
+    room = _NTFY_BODY_BYTES - len(facts.encode()) - 2
+    summary = _fit(truncate(message.summary, SUMMARY_LIMIT), room, measure=_utf8_len)
+    body = f"{summary}\n\n{facts}" if summary else facts
+    headers = {
+        "content-type": "text/plain; charset=utf-8",
+        "Title": _header_value(truncate(_one_line(message.title), 250)),
+        "Tags": _header_value(f"newspaper,{message.topic_name.replace(',', ' ')}"),
+        "Priority": "3",
+    }
+    if message.url:
+        headers["Click"] = _quote_url(message.url, "")
+    return Rendered(url, headers, body.encode())
+
+
+def _header_value(text: str) -> str:
+    """ASCII as is; anything else as one RFC 2047 encoded word, which ntfy decodes."""
+    if text.isascii():
+        return text
+    return f"=?UTF-8?B?{base64.b64encode(text.encode()).decode()}?="
+
+
+# --- shared helpers -----------------------------------------------------------------------
+
+
+def _topic(message: AlertMessage) -> str:
+    return message.topic_title or message.topic_name
+
+
+def _matched(message: AlertMessage) -> str:
+    return ", ".join(message.matched) or "—"
+
+
+def _facts_line(message: AlertMessage, bold: str = "*") -> str:
+    """Feed, published time and matched words on one line (`bold` wraps the labels)."""
+    facts = [
+        ("Feed", _one_line(message.feed_name)),
+        ("Published", _human_time(message.published)),
+        ("Matched", _matched(message)),
+    ]
+    return "  ·  ".join(f"{bold}{label}:{bold} {value}" for label, value in facts)
+
+
+def _utc(moment: datetime) -> datetime:
+    # The store keeps UTC; a naive value read back from SQLite means UTC, not local time.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _human_time(moment: datetime | None) -> str:
+    return _utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _quote_url(url: str, unsafe: str) -> str:
+    """Percent-encode non-ASCII, whitespace and the `unsafe` characters that would end a
+    link in the target's markup; everything else (including existing %XX) is kept."""
+    safe = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in unsafe)
+    return quote(url, safe=safe)
+
+
+def _markdown_escape(text: str) -> str:
+    return re.sub(r"([\\`*_~|>#\[\]()-])", r"\\\1", text)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode())
+
+
+def _fit(
+    text: str,
+    limit: int,
+    escape: Callable[[str], str] = str,
+    measure: Callable[[str], int] = len,
+) -> str:
+    """`escape(text)`, truncated before escaping (so no entity or escape is cut in half)
+    until its `measure` fits within `limit`."""
+    room = limit
+    while True:
+        out = escape(truncate(text, room))
+        if measure(out) <= limit or room <= 0:
+            return out
+        room -= max(1, (measure(out) - limit) // 4)
+
+
+def _dump(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_RENDERERS: dict[str, Callable[[AlertMessage, str], Rendered]] = {
+    "json": _render_json,
+    "slack": _render_slack,
+    "discord": _render_discord,
+    "teams": _render_teams,
+    "mattermost": _render_mattermost,
+    "ntfy": _render_ntfy,
+}

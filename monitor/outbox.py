@@ -1,0 +1,90 @@
+"""The outbox: send the alerts that are due, record each attempt, schedule retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitor.config import Config
+from monitor.deliver import Outcome, Sender, next_attempt_delay
+from monitor.formats import AlertMessage
+from monitor.log import event
+from monitor.store import PendingAlert, Store
+
+BATCH = 100
+
+
+@dataclass
+class DeliveryStats:
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+def to_message(alert: PendingAlert, config: Config) -> AlertMessage:
+    """Outbox row → what the webhook says; the topic title comes from the current config."""
+    topic = next((t for t in config.topics if t.name == alert.topic), None)
+    return AlertMessage(
+        alert_id=alert.id, created_at=alert.created_at, topic_name=alert.topic,
+        topic_title=topic.title if topic else None, title=alert.title, url=alert.link,
+        summary=alert.summary, published=alert.published, guid=alert.guid,
+        feed_name=alert.feed_name, feed_url=alert.feed_url, matched=alert.matched,
+    )
+
+
+class Outbox:
+    """Delivers pending alerts; one pass at a time (the scheduler guarantees it)."""
+
+    def __init__(self, store: Store, sender: Sender, config: Config,
+                 clock: Callable[[], datetime], rng: random.Random | None = None):
+        self.store = store
+        self.sender = sender
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    async def deliver_due(self) -> DeliveryStats:
+        """Send every alert that is due now, in batches, until none is left due."""
+        stats = DeliveryStats()
+        hooks = {w.name: w for w in self.config.webhooks}
+        while True:
+            due = await asyncio.to_thread(self.store.due_alerts, self.clock(), BATCH, list(hooks))
+            if not due:
+                return stats
+            outcomes = await asyncio.gather(*(
+                self.sender.send(to_message(a, self.config), hooks[a.webhook], now=self.clock())
+                for a in due
+            ))
+            for alert, outcome in zip(due, outcomes):
+                await asyncio.to_thread(self._record, alert, outcome, stats)
+
+    def _record(self, alert: PendingAlert, outcome: Outcome, stats: DeliveryStats) -> None:
+        now = self.clock()
+        attempts = alert.attempts + 1
+        fields = dict(alert=alert.id, topic=alert.topic, webhook=alert.webhook,
+                      status=outcome.status, attempt=attempts, ms=outcome.elapsed_ms)
+        if outcome.ok:
+            self.store.record_attempt(alert.id, now=now, status_code=outcome.status, error=None,
+                                      elapsed_ms=outcome.elapsed_ms, outcome="delivered")
+            stats.delivered += 1
+            event("delivered", **fields)
+            return
+        delay = next_attempt_delay(attempts, outcome, rng=self.rng)
+        if delay is None:
+            self.store.record_attempt(alert.id, now=now, status_code=outcome.status,
+                                      error=outcome.error, elapsed_ms=outcome.elapsed_ms,
+                                      outcome="failed")
+            stats.failed += 1
+            event("delivery_failed", logging.ERROR, error=outcome.error, **fields)
+            return
+        retry_at = now + delay
+        self.store.record_attempt(alert.id, now=now, status_code=outcome.status,
+                                  error=outcome.error, elapsed_ms=outcome.elapsed_ms,
+                                  outcome="retry", next_attempt_at=retry_at)
+        stats.retrying += 1
+        event("delivery_retry", logging.WARNING, error=outcome.error,
+              retry_at=retry_at.isoformat(timespec="seconds"), **fields)

@@ -25,6 +25,15 @@ from monitor.query import Query, compile_query
 FORMATS = ("json", "slack", "discord", "teams", "mattermost", "ntfy")
 FIRST_POLL_MODES = ("baseline", "recent", "all")
 
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_UNIT_SECONDS = (86400, 3600, 60, 1)
+_ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
+
+_KeyPath = tuple[str | int, ...]
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -107,16 +116,6 @@ def load_config(path: str | Path) -> Config:
     return config
 
 
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-_UNIT_SECONDS = (86400, 3600, 60, 1)
-_ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
-
-KeyPath = tuple[str | int, ...]
-
-
 # --- reading -------------------------------------------------------------------------
 
 
@@ -159,15 +158,15 @@ _HEADER_LINE = re.compile(rf"\s*(\[\[?)\s*({_DOTTED_KEY})\s*\]\]?\s*(?:#.*)?")
 _KEY_LINE = re.compile(rf"\s*({_DOTTED_KEY})\s*=")
 
 
-def _locate_keys(text: str) -> dict[KeyPath, int]:
+def _locate_keys(text: str) -> dict[_KeyPath, int]:
     """Map key paths to the 1-based line that defines them.
 
     tomllib reports no positions, so scan the lines for table headers and `key =` lines.
     Values spread over several lines (arrays, inline tables) are found at their first line.
     """
-    lines: dict[KeyPath, int] = {}
-    array_counts: dict[KeyPath, int] = {}
-    block: KeyPath = ()
+    lines: dict[_KeyPath, int] = {}
+    array_counts: dict[_KeyPath, int] = {}
+    block: _KeyPath = ()
     open_string: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         if open_string is not None:
@@ -186,8 +185,8 @@ def _locate_keys(text: str) -> dict[KeyPath, int]:
 
 
 def _header_path(
-    header: re.Match[str], array_counts: dict[KeyPath, int], lines: dict[KeyPath, int], number: int
-) -> KeyPath:
+    header: re.Match[str], array_counts: dict[_KeyPath, int], lines: dict[_KeyPath, int], number: int
+) -> _KeyPath:
     """The concrete path of a `[a.b]` or `[[a.b]]` header, with array indexes filled in."""
     parts = _split_key(header.group(2))
     parent: list[str | int] = []
@@ -195,7 +194,7 @@ def _header_path(
         parent.append(part)
         if tuple(parent) in array_counts:  # [webhooks.headers] belongs to the last [[webhooks]]
             parent.append(array_counts[tuple(parent)])
-    path: KeyPath = (*parent, parts[-1])
+    path: _KeyPath = (*parent, parts[-1])
     lines.setdefault(path, number)
     if header.group(1) == "[[":
         array_counts[path] = array_counts.get(path, -1) + 1
@@ -222,19 +221,19 @@ def _opens_multiline_string(line: str) -> str | None:
 class _Checker:
     """Collects problems, each placed at its key path and source line."""
 
-    def __init__(self, lines: dict[KeyPath, int]):
+    def __init__(self, lines: dict[_KeyPath, int]):
         self.problems: list[Problem] = []
         self._lines = lines
-        self._reported: set[KeyPath] = set()
+        self._reported: set[_KeyPath] = set()
 
-    def add(self, path: KeyPath, message: str) -> None:
+    def add(self, path: _KeyPath, message: str) -> None:
         # One problem per key: a missing ${VAR} should not also be reported as a bad URL.
         if path in self._reported:
             return
         self._reported.add(path)
         self.problems.append(Problem(_format_path(path), message, self._line(path)))
 
-    def _line(self, path: KeyPath) -> int | None:
+    def _line(self, path: _KeyPath) -> int | None:
         # A missing key is best shown at its table's header, so fall back to the parents.
         for end in range(len(path), 0, -1):
             if path[:end] in self._lines:
@@ -242,7 +241,7 @@ class _Checker:
         return None
 
 
-def _format_path(path: KeyPath) -> str:
+def _format_path(path: _KeyPath) -> str:
     text = ""
     for part in path:
         if isinstance(part, int):
@@ -253,7 +252,7 @@ def _format_path(path: KeyPath) -> str:
     return text
 
 
-def _expand_env(value: Any, path: KeyPath, check: _Checker) -> Any:
+def _expand_env(value: Any, path: _KeyPath, check: _Checker) -> Any:
     """Replace ${NAME} in every string value; `$${NAME}` stays literally `${NAME}`."""
     if isinstance(value, dict):
         return {key: _expand_env(item, (*path, key), check) for key, item in value.items()}
@@ -289,7 +288,7 @@ class _Table:
     """One TOML table under validation: reads typed keys and reports problems at their path."""
 
     data: dict[str, Any]
-    path: KeyPath
+    path: _KeyPath
     check: _Checker
 
     def problem(self, key: str | int, message: str) -> None:
@@ -305,14 +304,7 @@ class _Table:
             if required:
                 self.problem(key, "required key is missing")
             return None
-        value = self.data[key]
-        if not isinstance(value, str):
-            self.problem(key, "expected a string")
-            return None
-        if not value.strip():
-            self.problem(key, "must not be empty")
-            return None
-        return value
+        return _nonempty_string(self.data[key], (*self.path, key), self.check)
 
     def duration(self, key: str) -> timedelta | None:
         if key not in self.data:
@@ -349,21 +341,20 @@ class _Table:
     def choice(self, key: str, options: Sequence[str]) -> str | None:
         value = self.string(key)
         if value is not None and value not in options:
-            self.problem(key, f'unknown value "{value}"{_hint(value, options)}')
+            self.problem(key, f'"{value}" is not one of {", ".join(options)}{_hint(value, options)}')
             return None
         return value
 
     def strings(self, key: str) -> tuple[str, ...] | None:
-        """A list of non-empty strings; an explicit empty list is refused as ambiguous."""
         if key not in self.data:
             return None
         value = self.data[key]
         if not isinstance(value, list):
             self.problem(key, "expected a list of strings")
             return None
-        items = _Table({i: item for i, item in enumerate(value)}, (*self.path, key), self.check)
-        result = tuple(s for i in range(len(value)) if (s := items.string(i)) is not None)  # type: ignore[arg-type]
-        return result if len(result) == len(value) else None
+        items = [_nonempty_string(v, (*self.path, key, i), self.check) for i, v in enumerate(value)]
+        strings = tuple(item for item in items if item is not None)
+        return strings if len(strings) == len(value) else None
 
     def tables(self, key: str) -> list[_Table]:
         """The entries of an array of tables such as [[feeds]]."""
@@ -378,6 +369,16 @@ class _Table:
             else:
                 self.check.add((*self.path, key, i), "expected a table")
         return tables
+
+
+def _nonempty_string(value: Any, path: _KeyPath, check: _Checker) -> str | None:
+    if not isinstance(value, str):
+        check.add(path, "expected a string")
+        return None
+    if not value.strip():
+        check.add(path, "must not be empty")
+        return None
+    return value
 
 
 def _unknown_key_message(key: str, allowed: Sequence[str]) -> str:
@@ -433,17 +434,13 @@ def _settings(root: _Table, base: Path) -> Settings:
     table = _Table(value, ("monitor",), root.check)
     table.allow(_SETTINGS_KEYS)
     defaults = Settings()
-    recent = table.duration("recent")
-    interval = table.duration("interval")
-    timeout = table.duration("timeout")
-    concurrency = table.integer("concurrency", 1, 1000)
     return Settings(
         database=_database(table, base) or _resolve_sqlite(defaults.database, base),
-        interval=interval or defaults.interval,
+        interval=table.duration("interval") or defaults.interval,
         first_poll=table.choice("first_poll", FIRST_POLL_MODES) or defaults.first_poll,
-        recent=recent or defaults.recent,
-        concurrency=concurrency or defaults.concurrency,
-        timeout=timeout or defaults.timeout,
+        recent=table.duration("recent") or defaults.recent,
+        concurrency=table.integer("concurrency", 1, 1000) or defaults.concurrency,
+        timeout=table.duration("timeout") or defaults.timeout,
     )
 
 
@@ -453,7 +450,7 @@ def _database(table: _Table, base: Path) -> str | None:
         return None
     try:
         return _resolve_sqlite(url, base)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         table.problem("database", 'not a database URL (like "sqlite:///monitor.db")')
         return None
 
@@ -491,24 +488,30 @@ def _webhook(table: _Table) -> WebhookConfig | None:
 
 
 def _http_url(table: _Table, key: str) -> str | None:
-    # Messages never repeat the URL: webhook URLs (Slack, Discord) are secrets themselves.
     url = table.string(key, required=True)
-    if url is None:
+    problem = _url_problem(url) if url is not None else None
+    if problem is not None:
+        table.problem(key, problem)
         return None
+    return url
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` is no usable http(s) URL, or None.
+
+    Never repeats the URL: webhook URLs (Slack, Discord) are secrets themselves.
+    """
+    if any(c.isspace() for c in url):
+        return "URL must not contain spaces"
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
+        parts.port  # noqa: B018 - only to raise ValueError for a bad port
     except ValueError:
-        table.problem(key, "not a valid URL")
-        return None
-    if any(c.isspace() for c in url):
-        table.problem(key, "URL must not contain spaces")
-    elif parts.scheme not in ("http", "https"):
-        table.problem(key, "expected an http:// or https:// URL")
-    elif not parts.hostname:
-        table.problem(key, "URL has no host")
-    else:
-        return url
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "expected an http:// or https:// URL"
+    if not parts.hostname:
+        return "URL has no host"
     return None
 
 

@@ -52,8 +52,8 @@ def parse_feed(
     a feed gives no items and a `problem`; broken XML gives whatever feedparser recovered."""
     try:
         return _parse(body, url=url, headers=headers or {}, name=name)
-    except Exception as e:  # noqa: BLE001 - untrusted bytes through a third-party parser
-        return ParsedFeed(title=None, items=[], problem=f"unreadable feed: {e!r}")
+    except Exception as e:  # untrusted bytes through a third-party parser
+        return ParsedFeed(title=None, items=[], problem=f"could not parse: {type(e).__name__}: {e}")
 
 
 def _parse(body: bytes, *, url: str, headers: Mapping[str, str], name: str | None) -> ParsedFeed:
@@ -90,10 +90,13 @@ _EMPTY_DOCUMENT = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s|<\?.*?\?>|<!--.*?-->)*", 
 
 def _not_a_feed(body: bytes, result: Any) -> str | None:
     """Why a document with no entries is not a feed; None for an empty or zero-item feed."""
-    if result.get("version") or result.get("feed") or _EMPTY_DOCUMENT.fullmatch(body):
+    if result.get("version"):
         return None
     if _looks_like_html(body):
         return "not a feed: looks like an HTML page"
+    # Channel-level data without a known version: a CDF channel with no items.
+    if result.get("feed") or _EMPTY_DOCUMENT.fullmatch(body):
+        return None
     if result.get("bozo"):
         error = result.get("bozo_exception")
         # SAX messages start with "<unknown>:line:col", and the line is off by one
@@ -133,9 +136,9 @@ def _link(entry: Any, url: str) -> str | None:
     if not isinstance(link, str) or not link.strip():
         return None
     link = link.strip()
-    # feedparser copies a permalink guid into `link` when there is no <link>; a guid
-    # that is not already a URL ("12345") is an id, and resolving it would invent a page.
-    if entry.get("guidislink") and not _is_web_url(link):
+    # With no <link> element feedparser copies the guid into `link`; a guid that is not
+    # already a URL ("12345") is an id, and resolving it would invent a page.
+    if not entry.get("links") and not _is_web_url(link):
         return None
     try:
         absolute = urljoin(url, link)
@@ -183,6 +186,7 @@ _BLOCK = frozenset({
     "hr", "img", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td",
     "th", "tr", "ul",
 })
+_TAG = re.compile(r"<[^>]*>")
 # Only semicolon-terminated references: "&para" in "Smith&paragon" is not an entity.
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 
@@ -222,8 +226,12 @@ def strip_html(fragment: str) -> str:
     if "<" not in fragment and "&" not in fragment:
         return fragment
     extractor = _TextExtractor()
-    extractor.feed(fragment)
-    extractor.close()
+    try:
+        extractor.feed(fragment)
+        extractor.close()
+    except AssertionError:
+        # html.parser gives up on some malformed "<![...]>" sections; drop tags crudely.
+        return html.unescape(_TAG.sub(" ", fragment))
     return "".join(extractor.parts)
 
 

@@ -1,0 +1,238 @@
+"""Alert → one signed webhook request → an Outcome; and when to try again."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import random
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+
+import httpx
+
+from monitor import USER_AGENT
+from monitor.config import WebhookConfig
+from monitor.formats import AlertMessage, render
+
+# Delay after attempt n (1-based); after the last one the alert has failed for good.
+SCHEDULE = tuple(
+    timedelta(seconds=s) for s in (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
+)
+MAX_RETRY_AFTER = 3600.0  # a receiver may slow us down, but not park an alert for a day
+JITTER = 0.1              # ±10%, so that alerts failed together do not retry together
+_BODY_LIMIT = 64 * 1024   # read no more of a response than an error message needs
+_SNIPPET = 200
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery attempt came to."""
+
+    ok: bool
+    status: int | None         # HTTP status; None when no response came back
+    error: str | None          # short human reason: "HTTP 503: ...", "timed out", ...
+    retryable: bool            # worth another attempt later (5xx, 408, 429, network trouble)
+    retry_after: float | None  # seconds the receiver asked us to wait (header or Discord JSON)
+    elapsed_ms: int
+
+
+def signing_key(secret: str) -> bytes:
+    """HMAC key for `secret`: "whsec_<base64>" is decoded, any other string is its UTF-8.
+
+    Raises ValueError for a malformed whsec_ secret (config validation can call this)."""
+    if secret.startswith("whsec_"):
+        # Pad like the standardwebhooks library does, so unpadded secrets work the same.
+        return base64.b64decode(secret.removeprefix("whsec_") + "==")
+    return secret.encode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks signature: "v1," + base64 HMAC-SHA256 of "{id}.{timestamp}.{body}"."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(signing_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+class Sender:
+    """Sends alerts over one shared HTTP client; never follows redirects, never raises for
+    HTTP or network trouble (every attempt ends as an Outcome)."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        concurrency: int = 16,
+    ):
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(concurrency)
+        self._client = httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def __aenter__(self) -> Sender:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def send(self, message: AlertMessage, webhook: WebhookConfig, *, now: datetime) -> Outcome:
+        """One attempt to deliver `message`; `now` is this attempt's webhook-timestamp."""
+        rendered = render(message, webhook)
+        headers = httpx.Headers(rendered.headers)
+        for name, value in webhook.headers:
+            headers[name] = value
+        # Set last, so that no extra header can replace them.
+        timestamp = int(now.timestamp())
+        headers["webhook-id"] = message.alert_id
+        headers["webhook-timestamp"] = str(timestamp)
+        if webhook.secret:
+            headers["webhook-signature"] = sign(
+                webhook.secret, message.alert_id, timestamp, rendered.body
+            )
+        async with self._slots:
+            started = time.monotonic()
+            try:
+                # The total deadline also stops a server that trickles its answer.
+                async with asyncio.timeout(self._timeout):
+                    status, response_headers, body = await self._post(
+                        rendered.url, headers, rendered.body
+                    )
+            except (TimeoutError, httpx.TimeoutException):
+                return _failure("timed out", _ms_since(started), retryable=True)
+            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as e:
+                # Our request is malformed: another attempt would fail the same way.
+                return _failure(f"bad request: {e}", _ms_since(started), retryable=False)
+            except httpx.ConnectError as e:
+                return _failure(_connect_reason(e), _ms_since(started), retryable=True)
+            except httpx.HTTPError as e:
+                return _failure(f"{type(e).__name__}: {e}", _ms_since(started), retryable=True)
+        return _judge(status, response_headers, body, now=now, elapsed_ms=_ms_since(started),
+                     secrets=_secrets_of(webhook))
+
+    async def _post(
+        self, url: str, headers: httpx.Headers, body: bytes
+    ) -> tuple[int, httpx.Headers, bytes]:
+        async with self._client.stream("POST", url, headers=headers, content=body) as response:
+            received = b""
+            async for chunk in response.aiter_bytes():
+                received += chunk
+                if len(received) >= _BODY_LIMIT:
+                    break
+            return response.status_code, response.headers, received[:_BODY_LIMIT]
+
+
+def _judge(
+    status: int,
+    headers: httpx.Headers,
+    body: bytes,
+    *,
+    now: datetime,
+    elapsed_ms: int,
+    secrets: tuple[str, ...] = (),
+) -> Outcome:
+    """Classify a response: 2xx ok; 5xx, 408 and 429 retryable; anything else (other 4xx,
+    including 410, and 3xx, which is never followed) a failure not worth repeating."""
+    if 200 <= status < 300:
+        return Outcome(True, status, None, False, None, elapsed_ms)
+    if 300 <= status < 400:
+        error = f"HTTP {status}: redirect not followed"
+    else:
+        snippet = _snippet(body, secrets)
+        error = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
+    retryable = status >= 500 or status in (408, 429)
+    return Outcome(False, status, error, retryable, _retry_after(headers, body, now), elapsed_ms)
+
+
+def next_attempt_delay(
+    attempts: int, outcome: Outcome, *, rng: random.Random | None = None
+) -> timedelta | None:
+    """How long to wait after `attempts` attempts (≥1) ending in `outcome`; None to stop:
+    success, a failure not worth repeating, or the schedule is used up."""
+    if attempts < 1:
+        raise ValueError("attempts counts the attempts made, so it is at least 1")
+    if outcome.ok or not outcome.retryable or attempts > len(SCHEDULE):
+        return None
+    delay = SCHEDULE[attempts - 1].total_seconds() * (rng or random).uniform(1 - JITTER, 1 + JITTER)
+    if outcome.retry_after is not None:
+        # Jitter never brings a retry forward of what the receiver asked for.
+        delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))
+    return timedelta(seconds=delay)
+
+
+def _retry_after(headers: httpx.Headers, body: bytes, now: datetime) -> float | None:
+    """Seconds from Retry-After (delta-seconds or an HTTP date), else Discord's JSON
+    `retry_after`; None when neither is there or readable."""
+    value = headers.get("retry-after", "").strip()
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - now).total_seconds())
+    if "json" in headers.get("content-type", ""):
+        try:
+            seconds = json.loads(body).get("retry_after")
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            return max(0.0, float(seconds))
+    return None
+
+
+def _snippet(body: bytes, secrets: tuple[str, ...]) -> str:
+    """The start of a response body on one line (Slack says "invalid_payload" there), with
+    anything we sent as a secret blanked in case the receiver echoes our request."""
+    text = " ".join(body[: _SNIPPET * 4].decode("utf-8", "replace").split())
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text[:_SNIPPET]
+
+
+def _secrets_of(webhook: WebhookConfig) -> tuple[str, ...]:
+    values = [webhook.secret or ""] + [value for _, value in webhook.headers]
+    return tuple(v for v in values if len(v) >= 4)
+
+
+def _connect_reason(error: httpx.ConnectError) -> str:
+    # anyio wraps the OS error ("All connection attempts failed"): look down the chain.
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "host not found"
+        cause = cause.__cause__ or cause.__context__
+    return f"cannot connect: {error}" if str(error) else "cannot connect"
+
+
+def _failure(reason: str, elapsed_ms: int, *, retryable: bool) -> Outcome:
+    return Outcome(False, None, reason, retryable, None, elapsed_ms)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

@@ -1,0 +1,199 @@
+"""The real daemon (`monitor run` in a subprocess) against a local feed server and a real
+webhook receiver that verifies every signature with the standardwebhooks package."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.feedserver import FeedServer, rss
+from tests.support.receiver import Receiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+OLD = [
+    {"title": "Ceasefire hopes fade", "guid": "w1", "link": "https://news.example/w1"},
+    {"title": "Markets close higher", "guid": "w2", "link": "https://news.example/w2"},
+]
+PEACE = {"title": "Envoys open peace talks in Riyadh", "guid": "w3",
+         "link": "https://news.example/w3", "description": "<p>Russia and Ukraine send teams.</p>"}
+BOTH = {"title": "Ceasefire offer as new sanctions on Russia bite", "guid": "w4",
+        "link": "https://news.example/w4"}
+OTHER = {"title": "Football: late winner in the derby", "guid": "w5", "link": "https://news.example/w5"}
+LATER = {"title": "Second round of peace talks set for Geneva", "guid": "w6",
+         "link": "https://news.example/w6"}
+
+TOPICS = '''
+[[topics]]
+name = "peace-talks"
+title = "Peace talks"
+query = '"peace talks" OR ceasefire'
+
+[[topics]]
+name = "sanctions"
+query = 'sanction* AND Russia'
+'''
+
+
+def write_config(path: Path, server: FeedServer, receiver: Receiver, topics: str = TOPICS) -> Path:
+    path.write_text(f'''
+[monitor]
+database = "sqlite:///state.db"
+interval = "1s"
+
+[[webhooks]]
+name = "ops"
+url = "{receiver.url('/hook')}"
+secret = "{SECRET}"
+
+[[feeds]]
+url = "{server.url('/world.xml')}"
+name = "World"
+
+[[feeds]]
+url = "{server.url('/wire.xml')}"
+name = "Wire"
+{topics}
+''')
+    return path
+
+
+class Daemon:
+    """`python -m monitor run` as a child process, its log in a file."""
+
+    def __init__(self, config: Path):
+        self.log = config.with_suffix(".log")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "-c", str(config)],
+            stdout=subprocess.DEVNULL, stderr=self.log.open("ab"),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+    def logs(self) -> str:
+        return self.log.read_text()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def farm(tmp_path: Path) -> Iterator[tuple[FeedServer, Receiver, Path]]:
+    with FeedServer() as server, Receiver(secret=SECRET) as receiver:
+        server.set("/world.xml", rss(OLD, title="World"))
+        server.set("/wire.xml", rss([], title="Wire"))
+        yield server, receiver, write_config(tmp_path / "monitor.toml", server, receiver)
+
+
+def polled_twice(server: FeedServer) -> bool:
+    """Two polls of each feed: the first (the baseline) has certainly been processed."""
+    return server.count("/world.xml") >= 2 and server.count("/wire.xml") >= 2
+
+
+def test_daemon_alerts_once_per_new_matching_item_across_restarts(farm) -> None:
+    server, receiver, config = farm
+    daemon = Daemon(config)
+    try:
+        wait_until(lambda: polled_twice(server), what="the first polls")
+        server.set("/world.xml", rss([OTHER, BOTH, PEACE, *OLD], title="World"))
+        # The same story on the wire, with tracking junk and its own guid: no second alert.
+        server.set("/wire.xml", rss([dict(PEACE, guid="wire-9",
+                                          link="https://NEWS.example/w3?utm_source=x#top")]))
+        receiver.wait_for(3, timeout=20)
+        time.sleep(3)  # several more polls: nothing may repeat
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+
+    got = receiver.received
+    assert all(r.verified for r in receiver.requests)
+    assert sorted((r.json["data"]["item"]["title"], r.json["data"]["topic"]["name"]) for r in got) == [
+        ("Ceasefire offer as new sanctions on Russia bite", "peace-talks"),
+        ("Ceasefire offer as new sanctions on Russia bite", "sanctions"),
+        ("Envoys open peace talks in Riyadh", "peace-talks"),
+    ]
+    peace = next(r for r in got if r.json["data"]["item"]["guid"] == "w3")
+    assert peace.headers["webhook-id"] == peace.json["data"]["alert_id"]
+    assert peace.json["type"] == "monitor.alert"
+    assert peace.json["data"]["item"]["summary"] == "Russia and Ukraine send teams."
+    assert peace.json["data"]["item"]["feed"]["name"] == "World"
+    assert peace.json["data"]["matched"] == ["peace talks"]
+    assert "event=stopped" in daemon.logs()
+
+    # Published while the daemon was down: delivered after the restart; nothing repeats.
+    server.set("/world.xml", rss([LATER, OTHER, BOTH, PEACE, *OLD], title="World"))
+    daemon = Daemon(config)
+    try:
+        receiver.wait_for(4, timeout=20)
+        time.sleep(3)
+    finally:
+        assert daemon.stop(signal.SIGINT) == 0, daemon.logs()
+    got = receiver.received
+    assert len(got) == 4
+    assert got[-1].json["data"]["item"]["title"] == LATER["title"]
+    assert len({r.headers["webhook-id"] for r in got}) == 4
+
+
+def test_pending_alert_survives_a_stop_and_keeps_its_id(farm) -> None:
+    server, receiver, config = farm
+    receiver.respond([503])  # the receiver fails the first attempt
+    daemon = Daemon(config)
+    try:
+        wait_until(lambda: polled_twice(server), what="the first polls")
+        server.set("/world.xml", rss([PEACE, *OLD], title="World"))
+        wait_until(lambda: len(receiver.requests) >= 1, what="a first attempt")
+    finally:
+        assert daemon.stop() == 0, daemon.logs()
+    assert receiver.received == []
+    first_id = receiver.requests[0].headers["webhook-id"]
+
+    # `once` after the retry is due: delivered, with the same webhook-id, exactly once.
+    deadline = time.monotonic() + 60
+    while not receiver.received and time.monotonic() < deadline:
+        time.sleep(2)
+        subprocess.run([sys.executable, "-m", "monitor", "once", "-c", str(config)],
+                       capture_output=True, timeout=60)
+    [delivered] = receiver.received
+    assert delivered.headers["webhook-id"] == first_id
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {first_id}
+    assert len({r.headers["webhook-timestamp"] for r in receiver.requests}) >= 1
+
+
+def test_sighup_reloads_topics_and_refuses_a_bad_config(farm) -> None:
+    server, receiver, config = farm
+    daemon = Daemon(config)
+    try:
+        wait_until(lambda: polled_twice(server), what="the first polls")
+        write_config(config, server, receiver, TOPICS + '''
+[[topics]]
+name = "football"
+query = 'football OR derby'
+''')
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "event=reloaded" in daemon.logs(), what="the reload")
+        server.set("/world.xml", rss([OTHER, *OLD], title="World"))
+        [alert] = receiver.wait_for(1, timeout=20)
+        assert alert.json["data"]["topic"]["name"] == "football"
+
+        config.write_text(config.read_text() + "\n[[topics]]\nname = 'broken'\nquery = '(a OR'\n")
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "event=reload_refused" in daemon.logs(), what="the refusal")
+        server.set("/world.xml", rss([LATER, OTHER, *OLD], title="World"))
+        receiver.wait_for(2, timeout=20)  # the old config keeps working
+        assert daemon.proc.poll() is None
+    finally:
+        assert daemon.stop() == 0, daemon.logs()

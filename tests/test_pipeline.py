@@ -1,0 +1,280 @@
+"""The pipeline against a real SQLite file and a real local feed server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from monitor.config import Config, load_config
+from monitor.fetch import Fetcher
+from monitor.pipeline import Pipeline, error_backoff
+from monitor.store import Store, alerts, feeds, items
+from tests.support.feedserver import FeedServer, rss
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+def write_config(tmp_path: Path, server: FeedServer, *, first_poll: str = "baseline",
+                 extra_feeds: str = "", topics: str | None = None) -> Config:
+    topics = topics or '''
+[[topics]]
+name = "peace"
+title = "Peace talks"
+query = '"peace talks" OR ceasefire'
+
+[[topics]]
+name = "sanctions"
+query = 'sanctions AND Russia'
+'''
+    (tmp_path / "monitor.toml").write_text(f'''
+[monitor]
+database = "sqlite:///state.db"
+interval = "10m"
+first_poll = "{first_poll}"
+recent = "24h"
+
+[[webhooks]]
+name = "ops"
+url = "http://127.0.0.1:9/hook"
+
+[[feeds]]
+url = "{server.url('/a.xml')}"
+name = "Feed A"
+tags = ["wire"]
+{extra_feeds}
+{topics}
+''')
+    return load_config(tmp_path / "monitor.toml")
+
+
+class Harness:
+    """One Store + Pipeline over a config, driven by a fake clock (time is an input)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.clock = Clock()
+        self.store = Store(config.settings.database)
+        self.store.sync_feeds([(f.url, f.name, f.interval or config.settings.interval)
+                               for f in config.feeds], self.clock())
+
+    def poll_all(self) -> list:
+        async def go() -> list:
+            async with Fetcher(timeout=10) as fetcher:
+                pipeline = Pipeline(self.store, fetcher, self.config, self.clock)
+                due = self.store.claim_due_feeds(self.clock(), 100, timedelta(minutes=1), all_feeds=True)
+                return [await pipeline.poll(f) for f in due]
+        return asyncio.run(go())
+
+    def alerts(self) -> list[tuple[str, str, str]]:
+        """(item title, topic, webhook) of every stored alert, in creation order."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(items.c.title, alerts.c.topic, alerts.c.webhook)
+                                .join(items, items.c.id == alerts.c.item_id)
+                                .order_by(alerts.c.created_at, items.c.id, alerts.c.topic))
+            return [tuple(r) for r in rows]
+
+    def feed_row(self, url: str) -> dict:
+        with self.store.engine.connect() as conn:
+            return dict(conn.execute(select(feeds).where(feeds.c.url == url)).one()._mapping)
+
+
+OLD = [
+    {"title": "Ceasefire talks stall", "guid": "a1", "link": "https://news.example/a1"},
+    {"title": "Weather today", "guid": "a2", "link": "https://news.example/a2"},
+]
+NEW_MATCH = {"title": "Envoys open peace talks in Riyadh", "guid": "a3", "link": "https://news.example/a3"}
+NEW_BOTH = {"title": "Ceasefire offer as sanctions on Russia bite", "guid": "a4",
+            "link": "https://news.example/a4"}
+NEW_OTHER = {"title": "Football results", "guid": "a5", "link": "https://news.example/a5"}
+
+
+@pytest.fixture
+def server():
+    with FeedServer() as s:
+        yield s
+
+
+def test_baseline_then_only_new_matching_items_alert(tmp_path: Path, server: FeedServer) -> None:
+    server.set("/a.xml", rss(OLD))
+    h = Harness(write_config(tmp_path, server))
+    [first] = h.poll_all()
+    assert first.ok and first.new == 2 and first.alerts == 0
+    assert h.alerts() == []  # baseline: pre-existing items never alert
+
+    server.set("/a.xml", rss([NEW_OTHER, NEW_BOTH, NEW_MATCH, *OLD]))
+    h.clock.advance(minutes=11)
+    [second] = h.poll_all()
+    assert second.new == 3 and second.alerts == 3
+    assert sorted(h.alerts()) == sorted([
+        ("Envoys open peace talks in Riyadh", "peace", "ops"),
+        ("Ceasefire offer as sanctions on Russia bite", "peace", "ops"),
+        ("Ceasefire offer as sanctions on Russia bite", "sanctions", "ops"),
+    ])
+
+    # Unchanged feed → 304; then the same items re-served in another order → nothing new.
+    h.clock.advance(minutes=11)
+    [third] = h.poll_all()
+    assert third.status == 304 and third.alerts == 0
+    server.set("/a.xml", rss(list(reversed([NEW_OTHER, NEW_BOTH, NEW_MATCH, *OLD]))))
+    h.clock.advance(minutes=11)
+    [fourth] = h.poll_all()
+    assert fourth.status == 200 and fourth.new == 0 and len(h.alerts()) == 3
+
+
+def test_edited_item_is_not_a_new_alert(tmp_path: Path, server: FeedServer) -> None:
+    server.set("/a.xml", rss([]))
+    h = Harness(write_config(tmp_path, server))
+    h.poll_all()
+    server.set("/a.xml", rss([NEW_MATCH]))
+    h.poll_all()
+    edited = dict(NEW_MATCH, title="UPDATED: envoys open peace talks in Riyadh, ceasefire next")
+    server.set("/a.xml", rss([edited]))
+    [outcome] = h.poll_all()
+    assert outcome.new == 0
+    assert h.alerts() == [("Envoys open peace talks in Riyadh", "peace", "ops")]
+
+
+def test_same_story_in_two_feeds_alerts_once(tmp_path: Path, server: FeedServer) -> None:
+    extra = f'''
+[[feeds]]
+url = "{server.url('/b.xml')}"
+name = "Feed B"
+'''
+    server.set("/a.xml", rss([]))
+    server.set("/b.xml", rss([]))
+    h = Harness(write_config(tmp_path, server, extra_feeds=extra))
+    h.poll_all()
+    server.set("/a.xml", rss([dict(NEW_MATCH, link="https://News.Example/a3?utm_source=rss#top")]))
+    server.set("/b.xml", rss([dict(NEW_MATCH, guid="b-77", link="https://news.example/a3?fbclid=x")]))
+    outcomes = h.poll_all()
+    assert [o.new for o in outcomes] == [1, 1]
+    assert h.alerts() == [("Envoys open peace talks in Riyadh", "peace", "ops")]
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("baseline", []),
+    ("recent", ["Fresh ceasefire"]),
+    ("all", ["Fresh ceasefire", "Old ceasefire", "Undated ceasefire"]),
+])
+def test_first_poll_modes(tmp_path: Path, server: FeedServer, mode: str, expected: list[str]) -> None:
+    server.set("/a.xml", rss([
+        {"title": "Fresh ceasefire", "guid": "1", "pubDate": T0 - timedelta(hours=2)},
+        {"title": "Old ceasefire", "guid": "2", "pubDate": T0 - timedelta(days=3)},
+        {"title": "Undated ceasefire", "guid": "3"},
+    ]))
+    h = Harness(write_config(tmp_path, server, first_poll=mode))
+    h.poll_all()
+    assert sorted(title for title, _, _ in h.alerts()) == expected
+
+
+def test_topic_routing_by_tag_name_and_webhook(tmp_path: Path, server: FeedServer) -> None:
+    extra = f'''
+[[feeds]]
+url = "{server.url('/b.xml')}"
+name = "Feed B"
+
+[[webhooks]]
+name = "chat"
+url = "http://127.0.0.1:9/chat"
+'''
+    topics = '''
+[[topics]]
+name = "wire-only"
+query = "ceasefire"
+feeds = ["tag:wire"]
+webhooks = ["ops"]
+
+[[topics]]
+name = "b-only"
+query = "ceasefire"
+feeds = ["Feed B"]
+
+[[topics]]
+name = "everywhere"
+query = "ceasefire"
+'''
+    server.set("/a.xml", rss([]))
+    server.set("/b.xml", rss([]))
+    h = Harness(write_config(tmp_path, server, extra_feeds=extra, topics=topics))
+    h.poll_all()
+    server.set("/a.xml", rss([{"title": "Ceasefire A", "guid": "x", "link": "https://n.example/a"}]))
+    server.set("/b.xml", rss([{"title": "Ceasefire B", "guid": "y", "link": "https://n.example/b"}]))
+    h.poll_all()
+    assert sorted(h.alerts()) == sorted([
+        ("Ceasefire A", "wire-only", "ops"),
+        ("Ceasefire A", "everywhere", "ops"), ("Ceasefire A", "everywhere", "chat"),
+        ("Ceasefire B", "b-only", "ops"), ("Ceasefire B", "b-only", "chat"),
+        ("Ceasefire B", "everywhere", "ops"), ("Ceasefire B", "everywhere", "chat"),
+    ])
+
+
+def test_failures_are_recorded_and_backed_off(tmp_path: Path, server: FeedServer) -> None:
+    server.set("/a.xml", b"oops", status=500)
+    h = Harness(write_config(tmp_path, server))
+    [outcome] = h.poll_all()
+    assert not outcome.ok and outcome.status == 500
+    row = h.feed_row(server.url("/a.xml"))
+    assert row["error_count"] == 1 and row["last_result"] == "error: HTTP 500"
+    assert row["next_poll_at"] == T0 + timedelta(minutes=10)
+    assert row["baselined_at"] is None and row["lease_until"] is None
+
+    h.clock.advance(minutes=10)
+    server.set("/a.xml", "<html><body>Not a feed</body></html>", content_type="text/html")
+    h.poll_all()
+    row = h.feed_row(server.url("/a.xml"))
+    assert row["error_count"] == 2 and row["last_result"].startswith("error: ")
+    assert row["next_poll_at"] == h.clock() + timedelta(minutes=20)
+
+    h.clock.advance(minutes=20)
+    server.set("/a.xml", rss(OLD))
+    [outcome] = h.poll_all()
+    row = h.feed_row(server.url("/a.xml"))
+    assert outcome.ok and row["error_count"] == 0 and row["baselined_at"] == h.clock()
+    assert h.alerts() == []  # the first *successful* poll is the baseline
+
+
+def test_error_backoff_grows_and_caps() -> None:
+    ten = timedelta(minutes=10)
+    assert [error_backoff(ten, n, None) for n in (1, 2, 3)] == [ten, 2 * ten, 4 * ten]
+    assert error_backoff(ten, 12, None) == timedelta(hours=6)
+    assert error_backoff(timedelta(hours=12), 5, None) == timedelta(hours=12)
+    assert error_backoff(ten, 1, 3600) == timedelta(hours=1)
+
+
+def test_claimed_feed_is_not_claimed_twice(tmp_path: Path, server: FeedServer) -> None:
+    server.set("/a.xml", rss([]))
+    h = Harness(write_config(tmp_path, server))
+    lease = timedelta(minutes=1)
+    assert len(h.store.claim_due_feeds(h.clock(), 10, lease)) == 1
+    assert h.store.claim_due_feeds(h.clock(), 10, lease) == []
+    h.clock.advance(minutes=2)  # the lease lapsed: a crashed poller's feed comes back
+    assert len(h.store.claim_due_feeds(h.clock(), 10, lease)) == 1
+
+
+def test_alerts_are_stored_with_their_matched_terms(tmp_path: Path, server: FeedServer) -> None:
+    server.set("/a.xml", rss([]))
+    h = Harness(write_config(tmp_path, server))
+    h.poll_all()
+    server.set("/a.xml", rss([NEW_BOTH]))
+    h.poll_all()
+    [pending] = h.store.due_alerts(h.clock(), 10, ["ops"])[:1]
+    with h.store.engine.connect() as conn:
+        stored = dict(conn.execute(select(alerts.c.topic, alerts.c.matched)).all())
+    assert json.loads(stored["sanctions"]) == ["sanctions", "Russia"]
+    assert pending.feed_name == "Feed A" and pending.link == "https://news.example/a4"

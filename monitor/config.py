@@ -72,10 +72,6 @@ class TopicConfig:
     webhooks: tuple[str, ...] = ()           # () = every webhook
     feeds: tuple[str, ...] = ()              # () = every feed; entries are names, URLs or "tag:x"
 
-    def watches(self, feed: FeedConfig) -> bool:
-        """Whether items of `feed` are matched against this topic."""
-        return not self.feeds or any(_refers_to(ref, feed) for ref in self.feeds)
-
 
 @dataclass(frozen=True)
 class Config:
@@ -94,7 +90,7 @@ def parse_duration(text: str) -> timedelta:
             f'invalid duration "{text}": write whole numbers with a unit d, h, m or s, '
             'like "30s", "10m" or "1h30m"'
         )
-    seconds = sum(int(n) * unit for n, unit in zip(match.groups(), _UNIT_SECONDS) if n)
+    seconds = sum(int(n) * unit for n, unit in zip(match.groups(), _UNIT_SECONDS, strict=True) if n)
     try:
         return timedelta(seconds=seconds)
     except OverflowError as e:
@@ -146,7 +142,7 @@ def _split_toml_error(message: str, text: str) -> tuple[str, int | None, int | N
     if match is None:
         return message, None, None
     if match.group(1) is None:  # "at end of document"
-        return message[: match.start()], text.count("\n") + 1, None
+        return message[: match.start()], max(len(text.splitlines()), 1), None
     return message[: match.start()], int(match.group(1)), int(match.group(2))
 
 
@@ -185,7 +181,10 @@ def _locate_keys(text: str) -> dict[_KeyPath, int]:
 
 
 def _header_path(
-    header: re.Match[str], array_counts: dict[_KeyPath, int], lines: dict[_KeyPath, int], number: int
+    header: re.Match[str],
+    array_counts: dict[_KeyPath, int],
+    lines: dict[_KeyPath, int],
+    number: int,
 ) -> _KeyPath:
     """The concrete path of a `[a.b]` or `[[a.b]]` header, with array indexes filled in."""
     parts = _split_key(header.group(2))
@@ -341,7 +340,8 @@ class _Table:
     def choice(self, key: str, options: Sequence[str]) -> str | None:
         value = self.string(key)
         if value is not None and value not in options:
-            self.problem(key, f'"{value}" is not one of {", ".join(options)}{_hint(value, options)}')
+            choices = ", ".join(options)
+            self.problem(key, f'"{value}" is not one of {choices}{_hint(value, options)}')
             return None
         return value
 
@@ -561,10 +561,10 @@ def _feed(table: _Table) -> FeedConfig | None:
 
 def _loose_feed(data: dict[str, Any]) -> FeedConfig:
     """What a topic may refer to in a feed entry, read without validating it."""
-    tags = data.get("tags")
+    url, name, tags = data.get("url"), data.get("name"), data.get("tags")
     return FeedConfig(
-        url=data.get("url") if isinstance(data.get("url"), str) else "",
-        name=data.get("name") if isinstance(data.get("name"), str) else None,
+        url=url if isinstance(url, str) else "",
+        name=name if isinstance(name, str) else None,
         tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
     )
 
@@ -577,7 +577,8 @@ def _topic(table: _Table, webhooks: list[str], feeds: list[FeedConfig]) -> Topic
     webhook_refs = _references(table, "webhooks")
     for i, ref in enumerate(webhook_refs or ()):
         if ref not in webhooks:
-            table.check.add((*table.path, "webhooks", i), f'no webhook named "{ref}"{_hint(ref, webhooks)}')
+            message = f'no webhook named "{ref}"{_hint(ref, webhooks)}'
+            table.check.add((*table.path, "webhooks", i), message)
     feed_refs = _references(table, "feeds")
     for i, ref in enumerate(feed_refs or ()):
         if not any(_refers_to(ref, feed) for feed in feeds):

@@ -94,7 +94,9 @@ class Sender:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def send(self, message: AlertMessage, webhook: WebhookConfig, *, now: datetime) -> Outcome:
+    async def send(
+        self, message: AlertMessage, webhook: WebhookConfig, *, now: datetime
+    ) -> Outcome:
         """One attempt to deliver `message`; `now` is this attempt's webhook-timestamp."""
         rendered = render(message, webhook)
         headers = httpx.Headers(rendered.headers)
@@ -125,19 +127,21 @@ class Sender:
                 return _failure(_connect_reason(e), _ms_since(started), retryable=True)
             except httpx.HTTPError as e:
                 return _failure(f"{type(e).__name__}: {e}", _ms_since(started), retryable=True)
-        return _judge(status, response_headers, body, now=now, elapsed_ms=_ms_since(started),
-                     secrets=_secrets_of(webhook))
+        return _judge(
+            status, response_headers, body,
+            now=now, elapsed_ms=_ms_since(started), secrets=_secrets_of(webhook),
+        )
 
     async def _post(
         self, url: str, headers: httpx.Headers, body: bytes
     ) -> tuple[int, httpx.Headers, bytes]:
         async with self._client.stream("POST", url, headers=headers, content=body) as response:
-            received = b""
+            received = bytearray()
             async for chunk in response.aiter_bytes():
                 received += chunk
                 if len(received) >= _BODY_LIMIT:
                     break
-            return response.status_code, response.headers, received[:_BODY_LIMIT]
+            return response.status_code, response.headers, bytes(received[:_BODY_LIMIT])
 
 
 def _judge(
@@ -214,8 +218,9 @@ def _snippet(body: bytes, secrets: tuple[str, ...]) -> str:
 
 
 def _secrets_of(webhook: WebhookConfig) -> tuple[str, ...]:
+    # Extra headers may hold tokens; short values ("news") are too common to blank.
     values = [webhook.secret or ""] + [value for _, value in webhook.headers]
-    return tuple(v for v in values if len(v) >= 4)
+    return tuple(v for v in values if len(v) >= 8)
 
 
 def _connect_reason(error: httpx.ConnectError) -> str:

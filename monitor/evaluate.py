@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.config import TopicConfig
-from monitor.parse import html_to_text
+from monitor.parse import strip_html
 from monitor.query import prepare
 
 Labels = Mapping[str, Mapping[str, bool]]  # item id → topic name → is the item about it
@@ -54,15 +54,16 @@ class Misses:
 
 
 def read_items(lines: Iterable[str]) -> Iterator[tuple[str, str, str]]:
-    """items.jsonl lines → (id, title, summary) as plain text, cleaned as the daemon's
-    parser cleans feed text. Archives wrote a missing summary as null or "None"."""
+    """items.jsonl lines → (id, title, summary) as plain text, HTML stripped by the
+    parser's own `strip_html` so queries see what the daemon sees. The archives wrote a
+    missing summary as null or "None"."""
     for line in lines:
         if not line.strip():
             continue
         record = json.loads(line)
         summary = record.get("summary")
         summary = "" if summary in (None, "None") else summary
-        yield record["id"], html_to_text(record.get("title") or ""), html_to_text(summary)
+        yield record["id"], strip_html(record.get("title") or ""), strip_html(summary)
 
 
 def read_labels(lines: Iterable[str]) -> dict[str, dict[str, bool]]:

@@ -125,14 +125,14 @@ def _json_payload(message: AlertMessage) -> dict[str, Any]:
 
 
 def _render_json(message: AlertMessage, url: str) -> Rendered:
-    return Rendered(url, {"content-type": JSON}, _dump(_json_payload(message)))
+    return Rendered(url, {"Content-Type": JSON}, _dump(_json_payload(message)))
 
 
 # --- Slack incoming webhook ---------------------------------------------------------------
 
 
 def _render_slack(message: AlertMessage, url: str) -> Rendered:
-    title = _fit(_one_line(message.title), 500, _slack_escape)
+    title = _fit(_title(message), 500, _slack_escape)
     link = f"<{_slack_escape(_quote_url(message.url, '|<>'))}|{title}>" if message.url else title
     headline = f"*{link}*"
     section = headline
@@ -141,7 +141,7 @@ def _render_slack(message: AlertMessage, url: str) -> Rendered:
         section += "\n" + _fit(truncate(message.summary, SUMMARY_LIMIT), room, _slack_escape)
     payload = {
         # The fallback is what notifications and screen readers show.
-        "text": _fit(f"{_topic(message)}: {_one_line(message.title)}", 3000, _slack_escape),
+        "text": _fit(f"{_topic(message)}: {_title(message)}", 3000, _slack_escape),
         "blocks": [
             {
                 "type": "header",
@@ -156,7 +156,7 @@ def _render_slack(message: AlertMessage, url: str) -> Rendered:
             },
         ],
     }
-    return Rendered(url, {"content-type": JSON}, _dump(payload))
+    return Rendered(url, {"Content-Type": JSON}, _dump(payload))
 
 
 def _slack_escape(text: str) -> str:
@@ -169,11 +169,13 @@ def _slack_escape(text: str) -> str:
 
 def _render_discord(message: AlertMessage, url: str) -> Rendered:
     embed: dict[str, Any] = {
-        "title": truncate(_one_line(message.title), 256),
-        "description": _fit(truncate(message.summary, SUMMARY_LIMIT), 4096, _markdown_escape),
+        "title": truncate(_title(message), 256),
         "fields": [{"name": "Matched", "value": truncate(_matched(message), 1024)}],
-        "footer": {"text": truncate(_one_line(message.feed_name), 2048)},
+        "footer": {"text": truncate(_feed(message), 2048)},
     }
+    if message.summary:
+        summary = truncate(message.summary, SUMMARY_LIMIT)
+        embed["description"] = _fit(summary, 4096, _markdown_escape)
     if message.url:
         embed["url"] = message.url
     if message.published:
@@ -184,7 +186,7 @@ def _render_discord(message: AlertMessage, url: str) -> Rendered:
         # A feed title saying "@everyone" must not ping a whole server.
         "allowed_mentions": {"parse": []},
     }
-    return Rendered(_with_wait(url), {"content-type": JSON}, _dump(payload))
+    return Rendered(_with_wait(url), {"Content-Type": JSON}, _dump(payload))
 
 
 def _with_wait(url: str) -> str:
@@ -202,7 +204,7 @@ def _with_wait(url: str) -> str:
 def _render_teams(message: AlertMessage, url: str) -> Rendered:
     body: list[dict[str, Any]] = [
         _text_block(_topic(message), size="Small", weight="Bolder", color="Accent"),
-        _text_block(_one_line(message.title), size="Large", weight="Bolder"),
+        _text_block(_title(message), size="Large", weight="Bolder"),
     ]
     if message.summary:
         body.append(_text_block(truncate(message.summary, SUMMARY_LIMIT)))
@@ -221,7 +223,7 @@ def _render_teams(message: AlertMessage, url: str) -> Rendered:
             {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
         ],
     }
-    return Rendered(url, {"content-type": JSON}, _dump(payload))
+    return Rendered(url, {"Content-Type": JSON}, _dump(payload))
 
 
 def _text_block(text: str, **style: Any) -> dict[str, Any]:
@@ -235,14 +237,14 @@ def _render_mattermost(message: AlertMessage, url: str) -> Rendered:
     def escape(text: str) -> str:
         return _neutralise_mentions(_markdown_escape(text))
 
-    title = escape(truncate(_one_line(message.title), 500))
+    title = escape(truncate(_title(message), 500))
     if message.url:
         title = f"[{title}]({_quote_url(message.url, ' ()<>')})"
     lines = [f"**{escape(_topic(message))}**", f"**{title}**"]
     if message.summary:
         lines.append(escape(truncate(message.summary, SUMMARY_LIMIT)))
     lines.append(escape(_facts_line(message, bold="")))
-    return Rendered(url, {"content-type": JSON}, _dump({"text": "\n".join(lines)}))
+    return Rendered(url, {"Content-Type": JSON}, _dump({"text": "\n".join(lines)}))
 
 
 def _neutralise_mentions(text: str) -> str:
@@ -259,7 +261,7 @@ def _render_ntfy(message: AlertMessage, url: str) -> Rendered:
     facts = "\n".join(
         [
             f"Topic: {_topic(message)}",
-            f"Feed: {_one_line(message.feed_name)}",
+            f"Feed: {_feed(message)}",
             f"Published: {_human_time(message.published)}",
             f"Matched: {_matched(message)}",
         ]
@@ -268,8 +270,8 @@ def _render_ntfy(message: AlertMessage, url: str) -> Rendered:
     summary = _fit(truncate(message.summary, SUMMARY_LIMIT), room, measure=_utf8_len)
     body = f"{summary}\n\n{facts}" if summary else facts
     headers = {
-        "content-type": "text/plain; charset=utf-8",
-        "Title": _header_value(truncate(_one_line(message.title), 250)),
+        "Content-Type": "text/plain; charset=utf-8",
+        "Title": _header_value(truncate(_title(message), 250)),
         "Tags": _header_value(f"newspaper,{message.topic_name.replace(',', ' ')}"),
         "Priority": "3",
     }
@@ -292,6 +294,15 @@ def _topic(message: AlertMessage) -> str:
     return message.topic_title or message.topic_name
 
 
+def _title(message: AlertMessage) -> str:
+    # Chat targets reject or hide an empty title; feeds do send items without one.
+    return _one_line(message.title) or "(no title)"
+
+
+def _feed(message: AlertMessage) -> str:
+    return _one_line(message.feed_name) or message.feed_url
+
+
 def _matched(message: AlertMessage) -> str:
     return ", ".join(message.matched) or "—"
 
@@ -299,7 +310,7 @@ def _matched(message: AlertMessage) -> str:
 def _facts_line(message: AlertMessage, bold: str = "*") -> str:
     """Feed, published time and matched words on one line (`bold` wraps the labels)."""
     facts = [
-        ("Feed", _one_line(message.feed_name)),
+        ("Feed", _feed(message)),
         ("Published", _human_time(message.published)),
         ("Matched", _matched(message)),
     ]
@@ -330,8 +341,17 @@ def _quote_url(url: str, unsafe: str) -> str:
     return quote(url, safe=safe)
 
 
+_INLINE_MARKDOWN = re.compile(r"([\\`*_~|<>\[\]()])")
+_BLOCK_MARKDOWN = re.compile(r"^(\s*)([#+-])", re.MULTILINE)  # heading, bullet
+_ORDERED_LIST = re.compile(r"^(\s*\d+)([.)])", re.MULTILINE)
+
+
 def _markdown_escape(text: str) -> str:
-    return re.sub(r"([\\`*_~|>#\[\]()-])", r"\\\1", text)
+    """Backslash-escape what Discord's and Mattermost's markdown would act on: inline marks
+    anywhere, headings and lists only at a line start (so "2026-11-28" stays clean)."""
+    text = _INLINE_MARKDOWN.sub(r"\\\1", text)
+    text = _BLOCK_MARKDOWN.sub(r"\1\\\2", text)
+    return _ORDERED_LIST.sub(r"\1\\\2", text)
 
 
 def _utf8_len(text: str) -> int:

@@ -64,12 +64,16 @@ def _parse(body: bytes, *, url: str, headers: Mapping[str, str], name: str | Non
     result = feedparser.parse(
         io.BytesIO(body),
         response_headers=_response_headers(headers),
-        resolve_relative_uris=False,  # only affects HTML bodies, which are stripped anyway
+        # Explicit, as feedparser's module-level defaults are anyone's to change.
+        resolve_relative_uris=False,  # only rewrites links inside HTML, which is stripped
         sanitize_html=True,
     )
-    title = _plain(result.feed.get("title"), result.feed.get("title_detail")) or None
+    # Only Atom declares text constructs as plain text; for RSS feedparser guesses, and
+    # guesses wrong (a <media:description type="plain"> relabels an HTML description).
+    typed = str(result.get("version", "")).startswith("atom")
+    title = _plain(result.feed.get("title"), result.feed.get("title_detail"), typed) or None
     feed_name = name or title or url
-    items = [_item(entry, url, feed_name) for entry in result.entries]
+    items = [_item(entry, url, feed_name, typed) for entry in result.entries]
     problem = None if items else _not_a_feed(body, result)
     return ParsedFeed(title=title, items=items, problem=problem)
 
@@ -111,11 +115,11 @@ def _looks_like_html(body: bytes) -> bool:
     return b"<!doctype html" in head or b"<html" in head
 
 
-def _item(entry: Any, url: str, feed_name: str) -> Item:
+def _item(entry: Any, url: str, feed_name: str, typed: bool) -> Item:
     summary, summary_detail = _summary_source(entry)
     return Item(
-        title=_plain(entry.get("title"), entry.get("title_detail")),
-        summary=_plain(summary, summary_detail),
+        title=_plain(entry.get("title"), entry.get("title_detail"), typed),
+        summary=_plain(summary, summary_detail, typed),
         link=_link(entry, url),
         guid=_guid(entry),
         published=_published(entry),
@@ -164,13 +168,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _published(entry: Any) -> datetime | None:
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    # dict.get: FeedParserDict maps a missing updated_parsed to published_parsed, with a
+    # DeprecationWarning, when the published date exists but could not be parsed.
+    parsed = entry.get("published_parsed") or dict.get(entry, "updated_parsed")
     if parsed is None:
         return None
     try:
         year, month, day, hour, minute, second = parsed[:6]
-        # A leap second (:60) is still a usable date.
-        when = datetime(year, month, day, hour, minute, min(second, 59), tzinfo=timezone.utc)
+        when = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except (TypeError, ValueError, OverflowError):
         return None
     # Feed generators write the Unix epoch when they have no date.
@@ -221,8 +226,13 @@ class _TextExtractor(HTMLParser):
 
 
 def strip_html(fragment: str) -> str:
-    """The text of an HTML fragment: tags dropped (script/style with their contents),
-    entities decoded, block elements as spaces. Whitespace is not collapsed."""
+    """An HTML fragment as one line of plain text, as feed titles and summaries are
+    cleaned: tags dropped (script/style with their contents), block elements and <br>
+    as spaces, entities decoded, whitespace collapsed."""
+    return _one_line(_text_of(fragment))
+
+
+def _text_of(fragment: str) -> str:
     if "<" not in fragment and "&" not in fragment:
         return fragment
     extractor = _TextExtractor()
@@ -235,13 +245,17 @@ def strip_html(fragment: str) -> str:
     return "".join(extractor.parts)
 
 
-def _plain(value: Any, detail: Any) -> str:
-    """A feed text construct as one line of plain text."""
-    if not isinstance(value, str):
-        return ""
-    kind = detail.get("type") if detail else None
-    # feedparser has already decoded text/plain values; anything else is (X)HTML.
-    text = value if kind == "text/plain" else strip_html(value)
+def _one_line(text: str) -> str:
     # Publishers often escape twice ("&amp;amp;"); one more pass undoes that.
     text = _ENTITY.sub(lambda m: html.unescape(m.group()), text)
     return " ".join(text.split())
+
+
+def _plain(value: Any, detail: Any, typed: bool) -> str:
+    """A feed text construct as one line of plain text. `typed`: trust a declared
+    text/plain type (which feedparser has already decoded); otherwise it is HTML."""
+    if not isinstance(value, str):
+        return ""
+    if typed and detail and detail.get("type") == "text/plain":
+        return _one_line(value)
+    return strip_html(value)

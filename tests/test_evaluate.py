@@ -94,13 +94,14 @@ def test_read_items_cleans_text_like_the_daemon() -> None:
     assert items[1][2] == items[2][2] == ""
 
 
-# Measured with config.example.toml on labels-dev (see the README, "The example topics"):
-# FILLED IN AFTER TUNING. The floors sit a little below, to catch regressions in the
-# query engine, the text cleaning or the example queries.
+# (precision, recall) floors a little below what config.example.toml measured on
+# labels-dev (README, "The example topics"): peace-talks 0.903 / 0.867, sanctions
+# 0.851 / 0.988, nuclear 0.943 / 1.000. They catch regressions in the query engine, the
+# text cleaning or the example queries, not the odd relabelled item.
 FLOORS = {
-    "peace-talks": (0.0, 0.0),
-    "russia-sanctions-tariffs": (0.0, 0.0),
-    "nuclear-arms-control": (0.0, 0.0),
+    "peace-talks": (0.85, 0.82),
+    "russia-sanctions-tariffs": (0.80, 0.95),
+    "nuclear-arms-control": (0.90, 0.95),
 }
 
 

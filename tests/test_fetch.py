@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 import pytest
@@ -26,18 +27,19 @@ def server() -> Iterator[FeedServer]:
         yield s
 
 
-def fetch(url: str, **kw: object) -> FetchResult:
-    """One fetch on a fresh Fetcher; keywords split between Fetcher() and fetch()."""
-    validators = {k: kw.pop(k) for k in ("etag", "last_modified") if k in kw}
+def fetch(
+    url: str, *, etag: str | None = None, last_modified: str | None = None, **options: Any
+) -> FetchResult:
+    """One fetch on a fresh Fetcher(**options)."""
 
     async def go() -> FetchResult:
-        async with Fetcher(**kw) as fetcher:  # type: ignore[arg-type]
-            return await fetcher.fetch(url, **validators)  # type: ignore[arg-type]
+        async with Fetcher(**options) as fetcher:
+            return await fetcher.fetch(url, etag=etag, last_modified=last_modified)
 
     return asyncio.run(go())
 
 
-def fetch_error(url: str, **kw: object) -> FetchError:
+def fetch_error(url: str, **kw: Any) -> FetchError:
     with pytest.raises(FetchError) as info:
         fetch(url, **kw)
     return info.value

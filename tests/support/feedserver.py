@@ -40,7 +40,7 @@ class _Resource:
 
     status: int
     body: bytes
-    headers: dict[str, str]  # every response header except Content-Length
+    headers: dict[str, str]  # Content-Type and the caller's extras; validators are added per response
     etag: str | None
     last_modified: float | None  # unix seconds, whole
     delay: float
@@ -72,6 +72,7 @@ class FeedServer:
         self._httpd.state = self._state
         host, port = self._httpd.server_address[:2]
         self.base_url = f"http://{host}:{port}"
+        # A short poll interval so close() returns in 50 ms, not the default 500 ms.
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="feedserver", daemon=True
         )
@@ -252,7 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._not_modified(resource):
             self._send(304, {k: v for k, v in headers.items() if k in ("ETag", "Last-Modified")}, b"")
             return
-        self._send(resource.status, headers, resource.body, trickle=resource.trickle, chunked=resource.chunked)
+        self._send(
+            resource.status, headers, resource.body, trickle=resource.trickle, chunked=resource.chunked
+        )
 
     def _not_modified(self, resource: _Resource) -> bool:
         if resource.status != 200:
@@ -270,7 +273,13 @@ class _Handler(BaseHTTPRequestHandler):
             return False
 
     def _send(
-        self, status: int, headers: dict[str, str], body: bytes, *, trickle: float = 0.0, chunked: bool = False
+        self,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        trickle: float = 0.0,
+        chunked: bool = False,
     ) -> None:
         self.send_response(status)
         for name, value in headers.items():

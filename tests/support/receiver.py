@@ -49,7 +49,10 @@ class Receiver:
         self._changed = threading.Condition()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval makes shutdown (and so every test using this) quick.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def __enter__(self) -> Receiver:
         self._thread.start()
@@ -66,8 +69,7 @@ class Receiver:
         self._thread.join(timeout=5)
 
     def url(self, path: str = "/hook") -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        return f"http://127.0.0.1:{self._server.server_port}{path}"
 
     def respond(self, responses: list[Response]) -> None:
         """Answer the next requests with these, in order; 200 once they are used up."""
@@ -104,8 +106,9 @@ class Receiver:
             else:
                 response = self._responses.popleft() if self._responses else 200
             status = response if isinstance(response, int) else response[0]
+            parsed = _json_or_none(body)
             self._requests.append(
-                Request(method, path, headers, body, _json_or_none(body), time.time(), verified, status)
+                Request(method, path, headers, body, parsed, time.time(), verified, status)
             )
             self._changed.notify_all()
         return response

@@ -1,0 +1,135 @@
+"""Who an item is: canonical URLs, item and story keys, content fingerprints (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urlsplit, urlunsplit
+
+from monitor.parse import Item
+
+# Query parameters that say how a reader arrived, not what they asked for: the same
+# article shared from a newsletter or a social network must compare equal.
+#   utm_*              Google Analytics campaign tags (any utm_ parameter)
+#   fbclid             Facebook click id
+#   gclid, dclid       Google Ads / Display click ids
+#   gbraid, wbraid     Google Ads iOS click ids
+#   msclkid            Microsoft Ads click id
+#   mc_cid, mc_eid     Mailchimp campaign and subscriber ids
+#   igshid             Instagram share id
+#   yclid              Yandex click id
+#   _ga, _gl           Google Analytics cross-domain linker
+# and, because news sites in the corpus put them on feed links:
+#   at_medium, at_campaign, xtor                      AT Internet / Piano (BBC)
+#   ns_mchannel, ns_campaign, ns_source, ns_linkname  comScore (Daily Mail)
+#   ito                                               Daily Mail referral tag
+#   traffic_source                                    Al Jazeera referral tag
+TRACKING_PARAMETERS = frozenset({
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid",
+    "mc_cid", "mc_eid", "igshid", "yclid", "_ga", "_gl",
+    "at_medium", "at_campaign", "xtor",
+    "ns_mchannel", "ns_campaign", "ns_source", "ns_linkname", "ito",
+    "traffic_source",
+})
+TRACKING_PREFIXES = ("utm_",)
+
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+# Keys are stored in indexed columns; longer values are replaced by their hash.
+MAX_KEY_LENGTH = 512
+
+
+def canonical_url(url: str) -> str:
+    """The form of `url` that two links to the same page share: scheme and host
+    lower-cased, default port, fragment and tracking parameters dropped, other
+    parameters kept in order, an empty path as "/". Anything that is not an absolute
+    URL with a host comes back stripped, unchanged otherwise."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.scheme or not parts.netloc:
+        return url
+    scheme = parts.scheme.lower()
+    netloc = _canonical_netloc(parts.netloc, scheme)
+    path = parts.path or "/"
+    return urlunsplit((scheme, netloc, path, _without_tracking(parts.query), ""))
+
+
+def _canonical_netloc(netloc: str, scheme: str) -> str:
+    userinfo, at, hostport = netloc.rpartition("@")
+    # An IPv6 literal has colons of its own: a port comes after the "]".
+    colon = hostport.rfind(":")
+    if colon > hostport.rfind("]"):
+        host, port = hostport[:colon], hostport[colon + 1:]
+    else:
+        host, port = hostport, ""
+    if port == _DEFAULT_PORTS.get(scheme):
+        port = ""
+    return f"{userinfo}{at}{host.lower()}" + (f":{port}" if port else "")
+
+
+def _without_tracking(query: str) -> str:
+    kept = [
+        param for param in query.split("&")
+        if param and not _is_tracking(param.partition("=")[0])
+    ]
+    return "&".join(kept)
+
+
+def _is_tracking(name: str) -> bool:
+    name = name.lower()
+    return name in TRACKING_PARAMETERS or name.startswith(TRACKING_PREFIXES)
+
+
+def content_fingerprint(title: str, summary: str) -> str:
+    """sha256 (hex) of the case-folded, whitespace-collapsed title and summary."""
+    text = _folded(title) + "\n" + _folded(summary)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _folded(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def item_key(item: Item) -> str:
+    """Identity of an item within its feed: "guid:<guid>", else "url:<canonical link>",
+    else "hash:<content fingerprint>". A key longer than MAX_KEY_LENGTH keeps its kind
+    and hashes the value: "guid#sha256:<hex>" / "url#sha256:<hex>"."""
+    if item.guid:
+        return _bounded("guid", item.guid)
+    link = _story_url(item)
+    if link:
+        return _bounded("url", link)
+    return "hash:" + content_fingerprint(item.title, item.summary)
+
+
+def story_key(item: Item) -> str | None:
+    """Identity of the story across feeds: its canonical link (as "url#sha256:<hex>"
+    when longer than MAX_KEY_LENGTH); None when there is no link to a story."""
+    url = _story_url(item)
+    if url is None:
+        return None
+    return url if len(url) <= MAX_KEY_LENGTH else _hashed("url", url)
+
+
+def _story_url(item: Item) -> str | None:
+    """The canonical link, unless it is a site's front page: feeds that have no
+    per-item URL link every item to the home page, which identifies none of them."""
+    if not item.link:
+        return None
+    url = canonical_url(item.link)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    return None if parts.path == "/" and not parts.query else url
+
+
+def _bounded(kind: str, value: str) -> str:
+    key = f"{kind}:{value}"
+    return key if len(key) <= MAX_KEY_LENGTH else _hashed(kind, value)
+
+
+def _hashed(kind: str, value: str) -> str:
+    return f"{kind}#sha256:{hashlib.sha256(value.encode('utf-8')).hexdigest()}"

@@ -111,11 +111,12 @@ def test_daemon_alerts_once_per_new_matching_item_across_restarts(farm) -> None:
     try:
         wait_until(lambda: polled_twice(server), what="the first polls")
         server.set("/world.xml", rss([OTHER, BOTH, PEACE, *OLD], title="World"))
+        receiver.wait_for(3, timeout=20)
         # The same story on the wire, with tracking junk and its own guid: no second alert.
         server.set("/wire.xml", rss([dict(PEACE, guid="wire-9",
                                           link="https://NEWS.example/w3?utm_source=x#top")]))
-        receiver.wait_for(3, timeout=20)
-        time.sleep(3)  # several more polls: nothing may repeat
+        wait_until(lambda: server.count("/wire.xml") >= 4, what="polls of the wire copy")
+        time.sleep(2)  # several more polls: nothing may repeat
     finally:
         assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
 

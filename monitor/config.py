@@ -541,6 +541,9 @@ def _headers(table: _Table) -> tuple[tuple[str, str], ...]:
             headers.problem(name, "not a valid HTTP header name")
         elif text is not None and ("\r" in text or "\n" in text):
             headers.problem(name, "must not contain line breaks")
+        elif text is not None and not text.isascii():
+            # HTTP header values are bytes; httpx refuses non-ASCII at send time.
+            headers.problem(name, "must be ASCII")
         elif text is not None:
             result.append((name, text))
     return tuple(result)

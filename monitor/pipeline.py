@@ -21,6 +21,7 @@ from monitor.query import prepare
 from monitor.store import AlertIntent, FeedState, NewItem, Store
 
 MAX_ERROR_BACKOFF = timedelta(hours=6)
+MAX_RETRY_AFTER = timedelta(days=1)  # a hostile Retry-After must not park a feed for years
 
 
 def utcnow() -> datetime:
@@ -76,10 +77,11 @@ def jittered(interval: timedelta, rng: random.Random) -> timedelta:
 
 def error_backoff(interval: timedelta, errors: int, retry_after: float | None) -> timedelta:
     """Wait longer after each consecutive failure: interval × 2^(errors-1), capped at 6 h
-    (but never shorter than the interval), and never sooner than the server asked."""
+    (but never shorter than the interval), and never sooner than the server asked
+    (up to a day)."""
     delay = min(interval * 2 ** max(0, errors - 1), max(interval, MAX_ERROR_BACKOFF))
     if retry_after:
-        delay = max(delay, timedelta(seconds=retry_after))
+        delay = max(delay, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
     return delay
 
 

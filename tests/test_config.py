@@ -253,6 +253,7 @@ INVALID = [
          *HOOK, 'headers = { "X A" = "b" }'),
     case("webhooks[0].headers.X-A", 4, "must not contain line breaks",
          *HOOK, 'headers = { X-A = "a\\nb" }'),
+    case("webhooks[0].headers.X-A", 4, "must be ASCII", *HOOK, 'headers = { X-A = "Grüße" }'),
     case('webhooks[0].headers."X B"', 7, "not a valid HTTP header name",
          *HOOK, "", "[webhooks.headers]", 'X-A = "ok"', '"X B" = "b"'),
     case("webhooks[0].nmae", 4, 'unknown key (did you mean "name"?)', *HOOK, 'nmae = "x"'),

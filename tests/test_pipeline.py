@@ -255,6 +255,7 @@ def test_error_backoff_grows_and_caps() -> None:
     assert error_backoff(ten, 12, None) == timedelta(hours=6)
     assert error_backoff(timedelta(hours=12), 5, None) == timedelta(hours=12)
     assert error_backoff(ten, 1, 3600) == timedelta(hours=1)
+    assert error_backoff(ten, 1, 1e12) == timedelta(days=1)
 
 
 def test_claimed_feed_is_not_claimed_twice(tmp_path: Path, server: FeedServer) -> None:

@@ -1,0 +1,175 @@
+"""The commands as a user runs them: exit codes, output, and no traceback on user errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.feedserver import FeedServer, rss
+from tests.support.receiver import Receiver
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def monitor(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True,
+                          text=True, timeout=60, cwd=cwd)
+
+
+def write(tmp_path: Path, hook_url: str = "http://127.0.0.1:9/hook", feed_url: str = "http://127.0.0.1:9/f.xml",
+          database: str = "sqlite:///state.db") -> Path:
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'''
+[monitor]
+database = "{database}"
+
+[[webhooks]]
+name = "ops"
+url = "{hook_url}"
+secret = "{SECRET}"
+
+[[feeds]]
+url = "{feed_url}"
+name = "Local"
+
+[[topics]]
+name = "peace"
+query = '"peace talks" OR ceasefire'
+
+[[topics]]
+name = "arms"
+query = '{{New START}}'
+''')
+    return path
+
+
+def test_check_accepts_a_valid_config(tmp_path: Path) -> None:
+    result = monitor("check", "-c", str(write(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert "ok (1 feeds, 2 topics, 1 webhooks)" in result.stdout
+    assert (tmp_path / "state.db").exists()  # the database opened, beside the config
+
+
+def test_check_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[monitor]\ninterval = "soon"\n\n[[topics]]\nname = "x"\nquery = "a AND"\n'
+                    'webhooks = ["nope"]\n')
+    result = monitor("check", "-c", str(path))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{path}:2: monitor.interval: ")
+    assert any(line.startswith(f"{path}:6: topics[0].query: ") for line in lines)
+    assert f'{path}:7: topics[0].webhooks[0]: no webhook named "nope"' in lines
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["check", "-c", "missing.toml"], "cannot read config"),
+    (["once", "-c", "missing.toml"], "cannot read config"),
+    (["run", "-c", "missing.toml"], "cannot read config"),
+])
+def test_missing_config_is_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = monitor(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
+    config = write(tmp_path, database="postgresql+psycopg://postgres@127.0.0.1:1/none")
+    result = monitor("check", "-c", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("monitor: cannot open database") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_match_shows_topics_and_words_without_touching_state(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(rss([
+        {"title": "Envoys agree ceasefire", "guid": "1", "link": "https://n.example/1"},
+        {"title": "Talks on New START resume", "guid": "2", "description": "Peace talks too."},
+        {"title": "A new start for the club", "guid": "3"},
+    ]))
+    config = write(tmp_path)
+    result = monitor("match", "-c", str(config), str(feed))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "* Envoys agree ceasefire\n    https://n.example/1\n    → peace: ceasefire\n" in out
+    assert "→ peace: peace talks" in out and "→ arms: New START" in out
+    assert "  A new start for the club\n" in out
+    assert out.rstrip().endswith("3 items, 2 matching")
+    assert not (tmp_path / "state.db").exists()
+
+    only_arms = monitor("match", "-c", str(config), "--topic", "arms", str(feed))
+    assert "→ peace" not in only_arms.stdout and "1 matching" in only_arms.stdout
+    unknown = monitor("match", "-c", str(config), "--topic", "nope", str(feed))
+    assert unknown.returncode == 2 and "no topic named nope" in unknown.stderr
+
+
+def test_match_fetches_a_url(tmp_path: Path) -> None:
+    with FeedServer() as server:
+        server.set("/f.xml", rss([{"title": "Ceasefire holds", "guid": "1"}]))
+        result = monitor("match", "-c", str(write(tmp_path)), server.url("/f.xml"))
+    assert result.returncode == 0 and "→ peace: ceasefire" in result.stdout
+
+
+def test_test_webhook_sends_a_signed_sample(tmp_path: Path) -> None:
+    with Receiver(secret=SECRET) as receiver:
+        config = write(tmp_path, hook_url=receiver.url())
+        result = monitor("test-webhook", "-c", str(config), "ops")
+        assert result.returncode == 0, result.stderr
+        assert "ops (json) → HTTP 200" in result.stdout
+        [sample] = receiver.received
+        assert sample.verified and sample.json["type"] == "monitor.alert"
+
+        receiver.respond([500])
+        failed = monitor("test-webhook", "-c", str(config), "ops")
+        assert failed.returncode == 1 and "HTTP 500" in failed.stdout
+    unknown = monitor("test-webhook", "-c", str(config), "nope")
+    assert unknown.returncode == 2 and "no webhook named 'nope' (known: ops)" in unknown.stderr
+
+
+def test_once_then_status(tmp_path: Path) -> None:
+    with FeedServer() as server, Receiver(secret=SECRET) as receiver:
+        server.set("/f.xml", rss([{"title": "Old ceasefire", "guid": "1"}]))
+        config = write(tmp_path, hook_url=receiver.url(), feed_url=server.url("/f.xml"))
+        assert monitor("once", "-c", str(config)).returncode == 0
+        server.set("/f.xml", rss([{"title": "New ceasefire", "guid": "2"}, {"title": "Old ceasefire", "guid": "1"}]))
+        first = monitor("once", "-c", str(config))
+        assert first.returncode == 0, first.stderr  # not due yet: nothing polled
+        assert receiver.received == []
+        second = monitor("once", "--all", "-c", str(config))
+        assert second.returncode == 0, second.stderr
+        assert [r.json["data"]["item"]["title"] for r in receiver.received] == ["New ceasefire"]
+        assert "event=pass_done feeds=1" in second.stderr
+
+        status = monitor("status", "-c", str(config))
+    assert status.returncode == 0, status.stderr
+    assert "  Local\n" in status.stdout and "200 new=1" in status.stdout
+    assert "alerts_delivered=1" in status.stdout and "items=2" in status.stdout
+    assert SECRET not in status.stdout
+
+
+def test_once_exits_1_while_a_delivery_is_failing(tmp_path: Path) -> None:
+    with FeedServer() as server, Receiver(secret=SECRET) as receiver:
+        server.set("/f.xml", rss([]))
+        config = write(tmp_path, hook_url=receiver.url(), feed_url=server.url("/f.xml"))
+        monitor("once", "-c", str(config))
+        server.set("/f.xml", rss([{"title": "Ceasefire", "guid": "9"}]))
+        receiver.respond([503])
+        result = monitor("once", "--all", "-c", str(config))
+        assert result.returncode == 1
+        assert "event=delivery_retry" in result.stderr
+        status = monitor("status", "-c", str(config))
+    assert "failing deliveries:" in status.stdout and "HTTP 503" in status.stdout
+
+
+def test_python_dash_m_and_help() -> None:
+    result = monitor("--help")
+    assert result.returncode == 0
+    for command in ("run", "once", "check", "test-webhook", "match", "status"):
+        assert command in result.stdout

@@ -65,7 +65,11 @@ class Fetcher:
             # The semaphore keeps requests <= connections, so a pool wait is never long;
             # the total timeout in fetch() bounds it anyway.
             timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=None),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            # Few idle connections: httpcore scans every pooled connection on each request,
+            # and feeds on different hosts rarely reuse one. 8 instead of 32 halved the CPU
+            # per fetch at concurrency 32 (benchmarks/poll_farm.py).
+            limits=httpx.Limits(max_connections=concurrency,
+                                max_keepalive_connections=min(concurrency, 8)),
             # Redirects are followed in _open so that redirect bodies are never read.
             follow_redirects=False,
             transport=transport,

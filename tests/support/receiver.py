@@ -47,7 +47,7 @@ class Receiver:
         self._responses: deque[Response] = deque()
         self._requests: list[Request] = []
         self._changed = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         # A short poll interval makes shutdown (and so every test using this) quick.
         self._thread = threading.Thread(
@@ -120,6 +120,10 @@ class Receiver:
         except Exception:  # the library raises several kinds for malformed headers
             return False
         return True
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the default (5) drops connections under a burst of alerts
 
 
 def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

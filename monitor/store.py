@@ -225,7 +225,9 @@ def _insert_ignoring_duplicate(conn: Connection, table: Table, row: dict) -> int
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return conn.execute(insert(table).values(**row).on_conflict_do_nothing()).rowcount
+    # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
+    stmt = insert(table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return 0 if conn.execute(stmt).first() is None else 1
 
 
 class Store:

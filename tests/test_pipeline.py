@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ class Clock:
         self.now += timedelta(**kw)
 
 
-def write_config(tmp_path: Path, server: FeedServer, *, first_poll: str = "baseline",
+def write_config(tmp_path: Path, server: FeedServer, database: str, *, first_poll: str = "baseline",
                  extra_feeds: str = "", topics: str | None = None) -> Config:
     topics = topics or '''
 [[topics]]
@@ -44,7 +45,7 @@ query = 'sanctions AND Russia'
 '''
     (tmp_path / "monitor.toml").write_text(f'''
 [monitor]
-database = "sqlite:///state.db"
+database = "{database}"
 interval = "10m"
 first_poll = "{first_poll}"
 recent = "24h"
@@ -70,6 +71,7 @@ class Harness:
         self.config = config
         self.clock = Clock()
         self.store = Store(config.settings.database)
+        _open_stores.append(self.store)
         self.store.sync_feeds([(f.url, f.name, f.interval or config.settings.interval)
                                for f in config.feeds], self.clock())
 
@@ -104,15 +106,29 @@ NEW_BOTH = {"title": "Ceasefire offer as sanctions on Russia bite", "guid": "a4"
 NEW_OTHER = {"title": "Football results", "guid": "a5", "link": "https://news.example/a5"}
 
 
+_open_stores: list[Store] = []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every pipeline test runs on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield "sqlite:///state.db"
+    else:
+        yield request.getfixturevalue("postgres_url")
+    while _open_stores:
+        _open_stores.pop().close()
+
+
 @pytest.fixture
 def server():
     with FeedServer() as s:
         yield s
 
 
-def test_baseline_then_only_new_matching_items_alert(tmp_path: Path, server: FeedServer) -> None:
+def test_baseline_then_only_new_matching_items_alert(tmp_path: Path, server: FeedServer, database: str) -> None:
     server.set("/a.xml", rss(OLD))
-    h = Harness(write_config(tmp_path, server))
+    h = Harness(write_config(tmp_path, server, database))
     [first] = h.poll_all()
     assert first.ok and first.new == 2 and first.alerts == 0
     assert h.alerts() == []  # baseline: pre-existing items never alert
@@ -137,9 +153,9 @@ def test_baseline_then_only_new_matching_items_alert(tmp_path: Path, server: Fee
     assert fourth.status == 200 and fourth.new == 0 and len(h.alerts()) == 3
 
 
-def test_edited_item_is_not_a_new_alert(tmp_path: Path, server: FeedServer) -> None:
+def test_edited_item_is_not_a_new_alert(tmp_path: Path, server: FeedServer, database: str) -> None:
     server.set("/a.xml", rss([]))
-    h = Harness(write_config(tmp_path, server))
+    h = Harness(write_config(tmp_path, server, database))
     h.poll_all()
     server.set("/a.xml", rss([NEW_MATCH]))
     h.poll_all()
@@ -150,7 +166,7 @@ def test_edited_item_is_not_a_new_alert(tmp_path: Path, server: FeedServer) -> N
     assert h.alerts() == [("Envoys open peace talks in Riyadh", "peace", "ops")]
 
 
-def test_same_story_in_two_feeds_alerts_once(tmp_path: Path, server: FeedServer) -> None:
+def test_same_story_in_two_feeds_alerts_once(tmp_path: Path, server: FeedServer, database: str) -> None:
     extra = f'''
 [[feeds]]
 url = "{server.url('/b.xml')}"
@@ -158,7 +174,7 @@ name = "Feed B"
 '''
     server.set("/a.xml", rss([]))
     server.set("/b.xml", rss([]))
-    h = Harness(write_config(tmp_path, server, extra_feeds=extra))
+    h = Harness(write_config(tmp_path, server, database, extra_feeds=extra))
     h.poll_all()
     server.set("/a.xml", rss([dict(NEW_MATCH, link="https://News.Example/a3?utm_source=rss#top")]))
     server.set("/b.xml", rss([dict(NEW_MATCH, guid="b-77", link="https://news.example/a3?fbclid=x")]))
@@ -172,18 +188,18 @@ name = "Feed B"
     ("recent", ["Fresh ceasefire"]),
     ("all", ["Fresh ceasefire", "Old ceasefire", "Undated ceasefire"]),
 ])
-def test_first_poll_modes(tmp_path: Path, server: FeedServer, mode: str, expected: list[str]) -> None:
+def test_first_poll_modes(tmp_path: Path, server: FeedServer, database: str, mode: str, expected: list[str]) -> None:
     server.set("/a.xml", rss([
         {"title": "Fresh ceasefire", "guid": "1", "pubDate": T0 - timedelta(hours=2)},
         {"title": "Old ceasefire", "guid": "2", "pubDate": T0 - timedelta(days=3)},
         {"title": "Undated ceasefire", "guid": "3"},
     ]))
-    h = Harness(write_config(tmp_path, server, first_poll=mode))
+    h = Harness(write_config(tmp_path, server, database, first_poll=mode))
     h.poll_all()
     assert sorted(title for title, _, _ in h.alerts()) == expected
 
 
-def test_topic_routing_by_tag_name_and_webhook(tmp_path: Path, server: FeedServer) -> None:
+def test_topic_routing_by_tag_name_and_webhook(tmp_path: Path, server: FeedServer, database: str) -> None:
     extra = f'''
 [[feeds]]
 url = "{server.url('/b.xml')}"
@@ -211,7 +227,7 @@ query = "ceasefire"
 '''
     server.set("/a.xml", rss([]))
     server.set("/b.xml", rss([]))
-    h = Harness(write_config(tmp_path, server, extra_feeds=extra, topics=topics))
+    h = Harness(write_config(tmp_path, server, database, extra_feeds=extra, topics=topics))
     h.poll_all()
     server.set("/a.xml", rss([{"title": "Ceasefire A", "guid": "x", "link": "https://n.example/a"}]))
     server.set("/b.xml", rss([{"title": "Ceasefire B", "guid": "y", "link": "https://n.example/b"}]))
@@ -224,9 +240,9 @@ query = "ceasefire"
     ])
 
 
-def test_failures_are_recorded_and_backed_off(tmp_path: Path, server: FeedServer) -> None:
+def test_failures_are_recorded_and_backed_off(tmp_path: Path, server: FeedServer, database: str) -> None:
     server.set("/a.xml", b"oops", status=500)
-    h = Harness(write_config(tmp_path, server))
+    h = Harness(write_config(tmp_path, server, database))
     [outcome] = h.poll_all()
     assert not outcome.ok and outcome.status == 500
     row = h.feed_row(server.url("/a.xml"))
@@ -258,9 +274,9 @@ def test_error_backoff_grows_and_caps() -> None:
     assert error_backoff(ten, 1, 1e12) == timedelta(days=1)
 
 
-def test_claimed_feed_is_not_claimed_twice(tmp_path: Path, server: FeedServer) -> None:
+def test_claimed_feed_is_not_claimed_twice(tmp_path: Path, server: FeedServer, database: str) -> None:
     server.set("/a.xml", rss([]))
-    h = Harness(write_config(tmp_path, server))
+    h = Harness(write_config(tmp_path, server, database))
     lease = timedelta(minutes=1)
     assert len(h.store.claim_due_feeds(h.clock(), 10, lease)) == 1
     assert h.store.claim_due_feeds(h.clock(), 10, lease) == []
@@ -268,9 +284,9 @@ def test_claimed_feed_is_not_claimed_twice(tmp_path: Path, server: FeedServer) -
     assert len(h.store.claim_due_feeds(h.clock(), 10, lease)) == 1
 
 
-def test_alerts_are_stored_with_their_matched_terms(tmp_path: Path, server: FeedServer) -> None:
+def test_alerts_are_stored_with_their_matched_terms(tmp_path: Path, server: FeedServer, database: str) -> None:
     server.set("/a.xml", rss([]))
-    h = Harness(write_config(tmp_path, server))
+    h = Harness(write_config(tmp_path, server, database))
     h.poll_all()
     server.set("/a.xml", rss([NEW_BOTH]))
     h.poll_all()

@@ -2,10 +2,13 @@
 
     MonitorError
     ├── ConfigError      bad config file: carries every problem found
-    │   └── QuerySyntaxError   a malformed topic query, with its column
+    ├── QuerySyntaxError a malformed topic query, with its column (config.py turns it
+    │                    into a ConfigError problem)
     ├── FetchError       a feed could not be fetched (network, status, size)
-    ├── StorageError     the database could not be opened or written
-    └── DeliveryError    a webhook could not be reached or refused the alert
+    └── StorageError     the database could not be opened or written
+
+A failed webhook delivery is not an exception: deliver.Sender returns an Outcome, which
+the outbox turns into a retry or a failure.
 """
 
 from __future__ import annotations
@@ -63,7 +66,3 @@ class FetchError(MonitorError):
 
 class StorageError(MonitorError):
     """The database could not be opened, migrated or written."""
-
-
-class DeliveryError(MonitorError):
-    """A webhook delivery failed."""

@@ -1,0 +1,43 @@
+"""The README documents what the code has (sqlite-utils' habit): commands, config keys,
+formats, and the two commands CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+from monitor.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_is_documented(command: str) -> None:
+    assert f"`monitor {command} -c FILE" in README
+
+
+@pytest.mark.parametrize("table, keys", [
+    ("[monitor]", config._SETTINGS_KEYS), ("[[webhooks]]", config._WEBHOOK_KEYS),
+    ("[[feeds]]", config._FEED_KEYS), ("[[topics]]", config._TOPIC_KEYS),
+])
+def test_every_config_key_is_documented(table: str, keys: tuple[str, ...]) -> None:
+    section = README.split(f"### `{table}`", 1)[1].split("\n### ", 1)[0]
+    for key in keys:
+        assert f"| `{key}` |" in section, f"{table} {key} missing from the README"
+
+
+@pytest.mark.parametrize("fmt", config.FORMATS)
+def test_every_format_is_documented(fmt: str) -> None:
+    assert f"| `{fmt}` |" in README or fmt == "json"
+
+
+def test_ci_runs_exactly_the_readme_commands() -> None:
+    block = README.split("## Set up and test", 1)[1].split("##", 1)[0]
+    commands = re.findall(r"^    (\S.*?)\s+# ", block, flags=re.M)
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.lstrip().startswith(("#", "set ", "cd ", "if ", "fi", "pg_ctlcluster"))]
+    assert commands == ci == ["pip install -e '.[dev]'", "python -m pytest"]

@@ -7,8 +7,10 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import Config, load_config
 from monitor.deliver import Sender
@@ -106,14 +108,14 @@ class Daemon:
         self.service = Service(config)
         self.inflight: set[asyncio.Task] = set()   # poll tasks and the running delivery pass
         self.stopping = asyncio.Event()
-        self.forced = False
+        self.scheduler: AsyncIOScheduler | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         service = self.service
         service.apply(service.config)
-        scheduler = build_scheduler(poll=self.poll_tick, deliver=self.deliver_tick,
-                                    maintain=self.maintain)
+        scheduler = self.scheduler = build_scheduler(poll=self.poll_tick, deliver=self.deliver_tick,
+                                                     maintain=self.maintain)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
@@ -136,7 +138,6 @@ class Daemon:
         if self.stopping.is_set():
             # A second signal: stop waiting for in-flight work. Nothing is lost: items and
             # alerts are written in one transaction, unfinished polls' leases lapse.
-            self.forced = True
             for task in list(self.inflight):
                 task.cancel()
             event("stopping_now", signal=sig.name)
@@ -180,7 +181,10 @@ class Daemon:
 
     async def poll_feed(self, feed: FeedState) -> None:
         try:
-            await self.service.pipeline.poll(feed)
+            outcome = await self.service.pipeline.poll(feed)
+            if outcome.alerts and self.scheduler and not self.stopping.is_set():
+                # Deliver now rather than at the next tick: every second counts for news.
+                self.scheduler.modify_job("deliver", next_run_time=datetime.now(UTC))
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a bug or a database outage must not take the daemon down

@@ -18,7 +18,7 @@ from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
 from monitor.log import event
 from monitor.outbox import Outbox
-from monitor.pipeline import PollOutcome, Pipeline, utcnow
+from monitor.pipeline import Pipeline, PollOutcome, utcnow
 from monitor.scheduler import build_scheduler
 from monitor.store import FeedState, Store
 

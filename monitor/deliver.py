@@ -11,8 +11,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import httpx
@@ -20,6 +19,7 @@ import httpx
 from monitor import USER_AGENT
 from monitor.config import WebhookConfig
 from monitor.formats import AlertMessage, render
+from monitor.httputil import parse_retry_after
 
 # Delay after attempt n (1-based); after the last one the alert has failed for good.
 SCHEDULE = tuple(
@@ -185,19 +185,9 @@ def next_attempt_delay(
 def _retry_after(headers: httpx.Headers, body: bytes, now: datetime) -> float | None:
     """Seconds from Retry-After (delta-seconds or an HTTP date), else Discord's JSON
     `retry_after`; None when neither is there or readable."""
-    value = headers.get("retry-after", "").strip()
+    value = headers.get("retry-after")
     if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - now).total_seconds())
+        return parse_retry_after(value, now)
     if "json" in headers.get("content-type", ""):
         try:
             seconds = json.loads(body).get("retry_after")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import socket
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 
 from monitor import USER_AGENT
 from monitor.errors import FetchError
+from monitor.httputil import parse_retry_after
 
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
 
@@ -171,23 +171,6 @@ class Fetcher:
         return _network_failure(e)
 
 
-def parse_retry_after(value: str, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or an HTTP-date), or None.
-
-    `now` must be timezone-aware; a date in the past gives 0.
-    """
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000" parses naive; HTTP-dates are always GMT
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
-
-
 def _conditional(etag: str | None, last_modified: str | None) -> dict[str, str]:
     """Request headers for a conditional GET.
 
@@ -203,7 +186,7 @@ def _conditional(etag: str | None, last_modified: str | None) -> dict[str, str]:
 
 def _status_error(response: httpx.Response) -> FetchError:
     retry_after = response.headers.get("retry-after")
-    seconds = parse_retry_after(retry_after, datetime.now(timezone.utc)) if retry_after else None
+    seconds = parse_retry_after(retry_after, datetime.now(UTC)) if retry_after else None
     status = response.status_code
     return _error(f"HTTP {status}", status=status, retry_after=seconds)
 

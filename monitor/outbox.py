@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from monitor.config import Config
 from monitor.deliver import Outcome, Sender, next_attempt_delay
@@ -59,13 +60,13 @@ class Outbox:
                 self.sender.send(to_message(a, self.config), hooks[a.webhook], now=self.clock())
                 for a in due
             ))
-            for alert, outcome in zip(due, outcomes):
+            for alert, outcome in zip(due, outcomes, strict=True):
                 await asyncio.to_thread(self._record, alert, outcome, stats)
 
     def _record(self, alert: PendingAlert, outcome: Outcome, stats: DeliveryStats) -> None:
         now = self.clock()
         attempts = alert.attempts + 1
-        fields = dict(alert=alert.id, topic=alert.topic, webhook=alert.webhook,
+        fields: dict[str, Any] = dict(alert=alert.id, topic=alert.topic, webhook=alert.webhook,
                       status=outcome.status, attempt=attempts, ms=outcome.elapsed_ms)
         if outcome.ok:
             self.store.record_attempt(alert.id, now=now, status_code=outcome.status, error=None,

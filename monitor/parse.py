@@ -7,7 +7,7 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -164,7 +164,7 @@ def _guid(entry: Any) -> str | None:
     return (guid.strip() or None) if isinstance(guid, str) else None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _published(entry: Any) -> datetime | None:
@@ -175,7 +175,7 @@ def _published(entry: Any) -> datetime | None:
         return None
     try:
         year, month, day, hour, minute, second = parsed[:6]
-        when = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        when = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (TypeError, ValueError, OverflowError):
         return None
     # Feed generators write the Unix epoch when they have no date.

@@ -221,10 +221,9 @@ def _item_row(feed_id: int, item: NewItem, now: datetime) -> dict:
 
 def _insert_ignoring_duplicate(conn: Connection, table: Table, row: dict) -> int:
     """INSERT ... ON CONFLICT DO NOTHING (the one place that speaks dialect); 1 if inserted."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
     stmt = insert(table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
     return 0 if conn.execute(stmt).first() is None else 1
@@ -356,7 +355,7 @@ class Store:
                 if not item.alerts:
                     continue
                 item_id = conn.execute(items.insert().values(**_item_row(feed_id, item, now))
-                                       ).inserted_primary_key[0]
+                                       .returning(items.c.id)).scalar_one()
                 for a in item.alerts:
                     created += _insert_ignoring_duplicate(conn, alerts, dict(
                         id=a.id, item_id=item_id, story_key=item.story_key, topic=a.topic,

@@ -7,7 +7,7 @@ import gzip
 import socket
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 
 from monitor import USER_AGENT
 from monitor.errors import FetchError
-from monitor.fetch import FetchResult, Fetcher, parse_retry_after
+from monitor.fetch import Fetcher, FetchResult, parse_retry_after
 from tests.support.feedserver import FeedServer, rss
 
 FEED = rss([{"title": "Talks resume", "link": "http://example.org/1", "guid": "1"}])
@@ -143,7 +143,7 @@ def test_429_carries_retry_after(server: FeedServer) -> None:
 
 
 def test_parse_retry_after() -> None:
-    now = datetime(2026, 11, 28, 18, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 18, 0, 0, tzinfo=UTC)
     assert parse_retry_after(" 30 ", now) == 30.0
     assert parse_retry_after("Sat, 28 Nov 2026 18:02:00 GMT", now) == 120.0
     assert parse_retry_after("Sat, 28 Nov 2026 18:02:00 -0000", now) == 120.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,7 +17,7 @@ from tests.conftest import corpus_path
 
 DATA = Path(__file__).parent / "data"
 FEED_URL = "https://news.example/feeds/world.xml"
-UTC = timezone.utc
+UTC = UTC
 
 
 def parse_fixture(name: str, headers: dict[str, str] | None = None) -> ParsedFeed:

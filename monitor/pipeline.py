@@ -92,9 +92,19 @@ class Pipeline:
                  clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None):
         self.store = store
         self.fetcher = fetcher
-        self.config = config
+        self.config = config  # the setter indexes it
         self.clock = clock
         self.rng = rng or random.Random()
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """Adopt a (re)loaded config, indexing its feeds so that a poll finds its own in O(1)."""
+        self._config = config
+        self._feeds_by_url = {f.url: f for f in config.feeds}
 
     async def poll(self, feed: FeedState) -> PollOutcome:
         """Poll one claimed feed; never raises for a feed's own failures."""
@@ -119,7 +129,7 @@ class Pipeline:
         config = self.config
         now = self.clock()
         next_poll = now + jittered(feed.interval, self.rng)
-        feed_config = next((f for f in config.feeds if f.url == feed.url), None)
+        feed_config = self._feeds_by_url.get(feed.url)
         if result.status == 304:
             self.store.record_poll(feed.id, now=now, next_poll_at=next_poll, result="304",
                                    etag=result.etag, last_modified=result.last_modified,
@@ -136,7 +146,7 @@ class Pipeline:
                                    config=config, now=now)
         topics = topics_for_feed(config.topics, feed_config, feed.url)
         new_items = [
-            self._new_item(feed, key, item, topics if i in may_alert else [], now)
+            self._new_item(feed, key, item, topics if i in may_alert else [], config, now)
             for i, (key, item) in enumerate(fresh)
         ]
         created = self.store.record_poll(
@@ -159,7 +169,7 @@ class Pipeline:
         return [(key, item) for key, item in keyed.items() if key not in known]
 
     def _new_item(self, feed: FeedState, key: str, item: Item, topics: list[TopicConfig],
-                  now: datetime) -> NewItem:
+                  config: Config, now: datetime) -> NewItem:
         intents: list[AlertIntent] = []
         if topics:
             doc = prepare(item.title, item.summary)
@@ -167,7 +177,7 @@ class Pipeline:
                 matched = topic.query.match(doc)
                 if matched:
                     intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
-                                for hook in webhooks_for_topic(topic, self.config)]
+                                for hook in webhooks_for_topic(topic, config)]
         return NewItem(
             key=key, story_key=hashed_story_key(item, feed.url, key), guid=item.guid,
             link=item.link, title=item.title, summary=item.summary, published=item.published,

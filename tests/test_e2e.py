@@ -198,3 +198,29 @@ query = 'football OR derby'
         assert daemon.proc.poll() is None
     finally:
         assert daemon.stop() == 0, daemon.logs()
+
+
+def test_sigterm_lets_an_in_flight_poll_finish_and_a_second_signal_forces(farm) -> None:
+    server, receiver, config = farm
+    server.set("/world.xml", rss(OLD, title="World"), delay=2.0)
+    daemon = Daemon(config)
+    wait_until(lambda: server.count("/world.xml") >= 1, what="the slow poll to start")
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM) == 0
+    logs = daemon.logs()
+    assert "event=stopping signal=SIGTERM inflight=" in logs
+    assert "event=polled feed=" + server.url("/world.xml") in logs  # finished, not dropped
+    assert time.monotonic() - started < 10
+
+    server.set("/wire.xml", rss([], title="Wire"), delay=60.0)
+    server.set("/world.xml", rss(OLD, title="World"))
+    daemon.log.unlink()
+    wire_polls = server.count("/wire.xml")
+    daemon = Daemon(config)
+    wait_until(lambda: server.count("/wire.xml") > wire_polls, what="the stuck poll to start")
+    daemon.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: "event=stopping " in daemon.logs(), what="the first signal")
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGINT) == 0
+    assert time.monotonic() - started < 5  # did not wait out the grace period
+    assert "event=stopping_now" in daemon.logs()

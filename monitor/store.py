@@ -377,11 +377,6 @@ class Store:
                 last_result=f"error: {error}"[:1024], error_count=feeds.c.error_count + 1,
             ))
 
-    def release_feed(self, feed_id: int) -> None:
-        """Give a claimed feed back untouched (shutdown while it was in flight)."""
-        with self._tx() as conn:
-            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(lease_until=None))
-
     # -- outbox --------------------------------------------------------------------------
 
     def due_alerts(self, now: datetime, limit: int, webhooks: Iterable[str]) -> list[PendingAlert]:

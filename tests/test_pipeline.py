@@ -295,3 +295,30 @@ def test_alerts_are_stored_with_their_matched_terms(tmp_path: Path, server: Feed
         stored = dict(conn.execute(select(alerts.c.topic, alerts.c.matched)).all())
     assert json.loads(stored["sanctions"]) == ["sanctions", "Russia"]
     assert pending.feed_name == "Feed A" and pending.link == "https://news.example/a4"
+
+
+def test_outbox_attempts_and_pruning(tmp_path: Path, server: FeedServer, database: str) -> None:
+    server.set("/a.xml", rss([]))
+    h = Harness(write_config(tmp_path, server, database))
+    h.poll_all()
+    server.set("/a.xml", rss([NEW_BOTH]))
+    h.poll_all()
+    peace, sanctions = sorted(h.store.due_alerts(h.clock(), 10, ["ops"]), key=lambda a: a.topic)
+    assert h.store.due_alerts(h.clock(), 10, ["other"]) == []  # only configured webhooks
+
+    h.store.record_attempt(peace.id, now=h.clock(), status_code=200, error=None, elapsed_ms=5,
+                           outcome="delivered")
+    retry_at = h.clock() + timedelta(seconds=30)
+    h.store.record_attempt(sanctions.id, now=h.clock(), status_code=503, error="HTTP 503",
+                           elapsed_ms=5, outcome="retry", next_attempt_at=retry_at)
+    assert h.store.due_alerts(h.clock(), 10, ["ops"]) == []
+    [again] = h.store.due_alerts(retry_at, 10, ["ops"])
+    assert again.id == sanctions.id and again.attempts == 1
+    assert h.store.failing_alerts() == 1
+    assert h.store.counts() == {"items": 1, "alerts_delivered": 1, "alerts_pending": 1}
+
+    # Only the attempt log of delivered alerts goes, and only when old.
+    assert h.store.prune_deliveries(h.clock()) == 0
+    assert h.store.prune_deliveries(h.clock() + timedelta(days=31)) == 1
+    [problem] = h.store.problem_alerts()
+    assert problem["id"] == sanctions.id and problem["last_error"] == "HTTP 503"

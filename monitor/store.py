@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
@@ -188,17 +189,13 @@ class PendingAlert:
     feed_url: str
 
 
-def _feed_state(row: object) -> FeedState:
+def _feed_state(row: Row) -> FeedState:
+    r = row._mapping
     return FeedState(
-        id=row.id,  # type: ignore[attr-defined]
-        url=row.url,  # type: ignore[attr-defined]
-        name=row.name,  # type: ignore[attr-defined]
-        title=row.title,  # type: ignore[attr-defined]
-        interval=timedelta(seconds=row.interval_s),  # type: ignore[attr-defined]
-        etag=row.etag,  # type: ignore[attr-defined]
-        last_modified=row.last_modified,  # type: ignore[attr-defined]
-        error_count=row.error_count,  # type: ignore[attr-defined]
-        baselined=row.baselined_at is not None,  # type: ignore[attr-defined]
+        id=r["id"], url=r["url"], name=r["name"], title=r["title"],
+        interval=timedelta(seconds=r["interval_s"]), etag=r["etag"],
+        last_modified=r["last_modified"], error_count=r["error_count"],
+        baselined=r["baselined_at"] is not None,
     )
 
 

@@ -41,6 +41,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
         except MonitorError as e:
             fail(str(e))
+        except KeyboardInterrupt:  # Ctrl-C in once/match/check: committed work is kept
+            fail("interrupted", 130)
     return wrapper
 
 

@@ -584,7 +584,7 @@ def _topic(table: _Table, webhooks: list[str], feeds: list[FeedConfig]) -> Topic
             table.check.add((*table.path, "webhooks", i), message)
     feed_refs = _references(table, "feeds")
     for i, ref in enumerate(feed_refs or ()):
-        if not any(_refers_to(ref, feed) for feed in feeds):
+        if not any(refers_to(ref, feed) for feed in feeds):
             table.check.add((*table.path, "feeds", i), _missing_feed_message(ref, feeds))
     if name is None or query is None:
         return None
@@ -611,7 +611,8 @@ def _references(table: _Table, key: str) -> tuple[str, ...] | None:
     return refs
 
 
-def _refers_to(ref: str, feed: FeedConfig) -> bool:
+def refers_to(ref: str, feed: FeedConfig) -> bool:
+    """Whether a topic's `feeds` entry (a name, a URL or "tag:x") selects this feed."""
     if ref.startswith("tag:"):
         return ref.removeprefix("tag:") in feed.tags
     return ref in (feed.name, feed.url)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from monitor.config import Config, FeedConfig, TopicConfig
+from monitor.config import Config, FeedConfig, TopicConfig, refers_to
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.formats import new_alert_id
@@ -41,13 +41,9 @@ class PollOutcome:
     error: str | None = None
 
 
-def topics_for_feed(topics: tuple[TopicConfig, ...], feed: FeedConfig | None, url: str) -> list[TopicConfig]:
-    """The topics that watch this feed: those with no `feeds` filter, or naming it by name,
-    URL or one of its tags."""
-    name = feed.name if feed else None
-    tags = {f"tag:{t}" for t in feed.tags} if feed else set()
-    return [t for t in topics if not t.feeds or any(
-        ref == url or (name is not None and ref == name) or ref in tags for ref in t.feeds)]
+def topics_for_feed(topics: tuple[TopicConfig, ...], feed: FeedConfig) -> list[TopicConfig]:
+    """The topics that watch this feed: those with no `feeds` filter, or selecting it."""
+    return [t for t in topics if not t.feeds or any(refers_to(ref, feed) for ref in t.feeds)]
 
 
 def webhooks_for_topic(topic: TopicConfig, config: Config) -> tuple[str, ...]:
@@ -129,7 +125,8 @@ class Pipeline:
         config = self.config
         now = self.clock()
         next_poll = now + jittered(feed.interval, self.rng)
-        feed_config = self._feeds_by_url.get(feed.url)
+        # A feed dropped by a reload while in flight is still matched by its URL.
+        feed_config = self._feeds_by_url.get(feed.url) or FeedConfig(feed.url)
         if result.status == 304:
             self.store.record_poll(feed.id, now=now, next_poll_at=next_poll, result="304",
                                    etag=result.etag, last_modified=result.last_modified,
@@ -144,7 +141,7 @@ class Pipeline:
         fresh = self._unseen(feed, parsed.items)
         may_alert = alerting_items([item for _, item in fresh], baselined=feed.baselined,
                                    config=config, now=now)
-        topics = topics_for_feed(config.topics, feed_config, feed.url)
+        topics = topics_for_feed(config.topics, feed_config)
         new_items = [
             self._new_item(feed, key, item, topics if i in may_alert else [], config, now)
             for i, (key, item) in enumerate(fresh)

@@ -24,6 +24,7 @@ from monitor.query import Query, compile_query
 
 FORMATS = ("json", "slack", "discord", "teams", "mattermost", "ntfy")
 FIRST_POLL_MODES = ("baseline", "recent", "all")
+LOG_FORMATS = ("text", "json")
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _UNIT_SECONDS = (86400, 3600, 60, 1)
@@ -45,6 +46,17 @@ class Settings:
     recent: timedelta = timedelta(hours=24)
     concurrency: int = 32                     # feeds fetched at once (beyond SPEC; documented)
     timeout: timedelta = timedelta(seconds=30)  # total time for one feed fetch (beyond SPEC)
+    retention: timedelta = timedelta(days=90)   # items and alerts older than this are pruned
+    auto_migrate: bool = False                # upgrade the schema at start instead of refusing
+    log_format: str = "text"                  # text | json
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The optional [server] table: where /healthz and /metrics listen."""
+
+    host: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,7 @@ class Config:
     webhooks: tuple[WebhookConfig, ...]
     feeds: tuple[FeedConfig, ...]
     topics: tuple[TopicConfig, ...]
+    server: ServerConfig | None = None      # None: no listener
 
 
 def parse_duration(text: str) -> timedelta:
@@ -337,6 +350,15 @@ class _Table:
             return None
         return value
 
+    def boolean(self, key: str) -> bool | None:
+        if key not in self.data:
+            return None
+        value = self.data[key]
+        if not isinstance(value, bool):
+            self.problem(key, "expected true or false")
+            return None
+        return value
+
     def choice(self, key: str, options: Sequence[str]) -> str | None:
         value = self.string(key)
         if value is not None and value not in options:
@@ -393,8 +415,10 @@ def _hint(word: str, options: Iterable[str]) -> str:
 
 # --- the sections --------------------------------------------------------------------
 
-_TOP_KEYS = ("monitor", "webhooks", "feeds", "topics")
-_SETTINGS_KEYS = ("database", "interval", "first_poll", "recent", "concurrency", "timeout")
+_TOP_KEYS = ("monitor", "server", "webhooks", "feeds", "topics")
+_SETTINGS_KEYS = ("database", "interval", "first_poll", "recent", "concurrency", "timeout",
+                  "retention", "auto_migrate", "log_format")
+_SERVER_KEYS = ("listen",)
 _WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers")
 _FEED_KEYS = ("url", "name", "interval", "tags")
 _TOPIC_KEYS = ("name", "title", "query", "webhooks", "feeds")
@@ -423,6 +447,7 @@ def _build_config(path: Path, raw: dict[str, Any], check: _Checker) -> Config:
         webhooks=webhooks,
         feeds=feeds,
         topics=topics,
+        server=_server(root),
     )
 
 
@@ -441,7 +466,38 @@ def _settings(root: _Table, base: Path) -> Settings:
         recent=table.duration("recent") or defaults.recent,
         concurrency=table.integer("concurrency", 1, 1000) or defaults.concurrency,
         timeout=table.duration("timeout") or defaults.timeout,
+        retention=table.duration("retention") or defaults.retention,
+        auto_migrate=bool(table.boolean("auto_migrate")),
+        log_format=table.choice("log_format", LOG_FORMATS) or defaults.log_format,
     )
+
+
+def _server(root: _Table) -> ServerConfig | None:
+    if "server" not in root.data:
+        return None
+    value = root.data["server"]
+    if not isinstance(value, dict):
+        root.problem("server", "expected a table, written [server]")
+        return None
+    table = _Table(value, ("server",), root.check)
+    table.allow(_SERVER_KEYS)
+    listen = table.string("listen", required=True)
+    if listen is None:
+        return None
+    try:
+        return parse_listen(listen)
+    except ValueError as e:
+        table.problem("listen", str(e))
+        return None
+
+
+def parse_listen(text: str) -> ServerConfig:
+    """"127.0.0.1:9308", "[::1]:9308", ":9308" (every interface) → host and port."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'"{text}" is not HOST:PORT (like "127.0.0.1:9308")')
+    host = host.removeprefix("[").removesuffix("]")
+    return ServerConfig(host or "0.0.0.0", int(port))
 
 
 def _database(table: _Table, base: Path) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from monitor import log
-from monitor.config import Config, load_config
+from monitor.config import Config, format_duration, load_config
 from monitor.errors import ConfigError, FetchError, MonitorError
 from monitor.parse import parse_feed
 from monitor.query import prepare
@@ -49,11 +49,23 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line (or log_format = \"json\").")
 @click.version_option(package_name="monitor")
-def main(log_level: str, log_json: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str, log_json: bool) -> None:
     """monitor: hear about a story the minute it moves, and never twice."""
     log.setup(log_level, log_json)
+    ctx.obj = {"log_level": log_level, "log_json": log_json}
+
+
+def configure(config_path: Path) -> Config:
+    """Load the config, then log as it says: log_format, and its secrets redacted."""
+    config = load_config(config_path)
+    options = click.get_current_context().find_root().obj or {}
+    if config.settings.log_format == "json" and not options.get("log_json"):
+        log.setup(options.get("log_level", "info"), True)
+    log.redact(log.secrets_in(config))
+    return config
 
 
 @main.command()
@@ -63,7 +75,7 @@ def run(config_path: Path) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP reloads the config."""
     from monitor.daemon import Daemon
 
-    config = load_config(config_path)
+    config = configure(config_path)
 
     async def serve() -> None:
         await Daemon(config).run()
@@ -79,7 +91,7 @@ def once(config_path: Path, all_feeds: bool) -> None:
     """One pass: poll due feeds, deliver pending alerts, exit (1 if a delivery is failing)."""
     from monitor.daemon import run_once
 
-    config = load_config(config_path)
+    config = configure(config_path)
     sys.exit(asyncio.run(run_once(config, all_feeds=all_feeds)))
 
 
@@ -87,13 +99,33 @@ def once(config_path: Path, all_feeds: bool) -> None:
 @CONFIG_OPTION
 @user_errors
 def check(config_path: Path) -> None:
-    """Validate the config and open the database."""
-    from monitor.store import Store
-
-    config = load_config(config_path)
-    Store(config.settings.database).close()
+    """Validate the config and that the database opens (never creating it)."""
+    config = configure(config_path)
+    _, schema = existing_database(config, config_path)
     click.echo(f"{config_path}: ok ({len(config.feeds)} feeds, {len(config.topics)} topics, "
-               f"{len(config.webhooks)} webhooks)")
+               f"{len(config.webhooks)} webhooks)\ndatabase: {schema}")
+
+
+def existing_database(config: Config, config_path: Path) -> tuple[bool, str]:
+    """Open the database without creating it: whether its schema is current, and a line
+    saying where it stands."""
+    from monitor.store import Store, sqlite_file
+
+    file = sqlite_file(config.settings.database)
+    if file is not None and not file.exists():
+        return False, f"not created yet ({file}; `monitor run` or `monitor db upgrade` creates it)"
+    store = Store(config.settings.database)
+    try:
+        state = store.schema_state()
+    finally:
+        store.close()
+    if state.empty:
+        return False, "empty (`monitor run` or `monitor db upgrade` creates the schema)"
+    if state.up_to_date:
+        return True, f"schema {state.current}, current"
+    if not state.known:
+        return False, f"schema {state.current}, newer than this monitor knows ({state.head})"
+    return False, f"schema {state.current}, behind {state.head}: run `monitor db upgrade -c {config_path}`"
 
 
 @main.command("test-webhook")
@@ -105,7 +137,7 @@ def test_webhook(config_path: Path, name: str) -> None:
     from monitor.deliver import Sender
     from monitor.formats import sample_message
 
-    config = load_config(config_path)
+    config = configure(config_path)
     hook = next((w for w in config.webhooks if w.name == name), None)
     if hook is None:
         known = ", ".join(w.name for w in config.webhooks) or "none configured"
@@ -131,7 +163,7 @@ def test_webhook(config_path: Path, name: str) -> None:
 @user_errors
 def match(config_path: Path, topic_names: tuple[str, ...], source: str) -> None:
     """Dry run: show which topics each item of SOURCE (a feed file or URL) matches."""
-    config = load_config(config_path)
+    config = configure(config_path)
     topics = [t for t in config.topics if not topic_names or t.name in topic_names]
     unknown = set(topic_names) - {t.name for t in config.topics}
     if unknown:
@@ -178,10 +210,15 @@ def read_source(source: str, config: Config) -> tuple[bytes, str, dict[str, str]
 @user_errors
 def status(config_path: Path) -> None:
     """Feeds (last poll, result, next poll, errors), failing deliveries, counts."""
-    from monitor.store import Store
+    from monitor.store import open_store, sqlite_file
 
-    config = load_config(config_path)
-    store = Store(config.settings.database)
+    config = configure(config_path)
+    file = sqlite_file(config.settings.database)
+    if file is not None and not file.exists():
+        fail(f"no database at {file} yet: nothing has been polled (`monitor run` creates it)")
+    # status reads; it upgrades only where the config allows it, and never creates a file.
+    store = open_store(config.settings.database, auto_migrate=config.settings.auto_migrate,
+                       config_path=str(config_path))
     try:
         feeds, counts, problems = store.feed_rows(), store.counts(), store.problem_alerts()
     finally:
@@ -204,3 +241,62 @@ def status(config_path: Path) -> None:
 
 def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+@main.group()
+def db() -> None:
+    """The database schema and retention."""
+
+
+@db.command("upgrade")
+@CONFIG_OPTION
+@user_errors
+def db_upgrade(config_path: Path) -> None:
+    """Create the schema or migrate it to the current revision (harmless when current)."""
+    from monitor.store import Store
+
+    config = configure(config_path)
+    store = Store(config.settings.database)
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.close()
+    if before.current == after.current:
+        click.echo(f"{store.display_url}: schema {after.current} is current; nothing to do")
+    else:
+        click.echo(f"{store.display_url}: schema upgraded from {before.current or 'none'} to {after.current}")
+
+
+@db.command("current")
+@CONFIG_OPTION
+@user_errors
+def db_current(config_path: Path) -> None:
+    """Print the schema revision and whether it is current (exit 1 when behind)."""
+    from monitor.store import Store
+
+    config = configure(config_path)
+    current, state = existing_database(config, config_path)
+    click.echo(f"{Store.display(config.settings.database)}: {state}")
+    sys.exit(0 if current else 1)
+
+
+@db.command("prune")
+@CONFIG_OPTION
+@user_errors
+def db_prune(config_path: Path) -> None:
+    """Apply `retention` now, as the daemon's maintenance job does."""
+    from monitor.daemon import Service
+
+    config = configure(config_path)
+
+    async def go() -> None:
+        service = Service(config)
+        try:
+            stats = await asyncio.to_thread(service.prune)
+        finally:
+            await service.aclose()
+        click.echo(f"pruned {stats.items} items, {stats.alerts} alerts, {stats.attempts} attempts "
+                   f"and {stats.tombstones} tombstones (retention {format_duration(config.settings.retention)}) "
+                   f"in {stats.batches} batches")
+
+    asyncio.run(go())

@@ -110,6 +110,17 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f'duration "{text}" is too long') from e
 
 
+def format_duration(duration: timedelta) -> str:
+    """timedelta → the shortest duration string parse_duration reads back ("1h30m")."""
+    seconds = int(duration.total_seconds())
+    parts = []
+    for unit, size in zip("dhms", _UNIT_SECONDS, strict=True):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate; raises ConfigError listing every problem (never anything else)."""
     path = Path(path)

@@ -17,39 +17,54 @@ from monitor.deliver import Sender
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
 from monitor.log import event
+from monitor.metrics import Metrics
 from monitor.outbox import Outbox
 from monitor.pipeline import Pipeline, PollOutcome, utcnow
+from monitor.retention import PruneStats, prune
+from monitor.runtime import Runtime
 from monitor.scheduler import build_scheduler
-from monitor.store import FeedState, Store
+from monitor.server import Liveness, OpsServer
+from monitor.store import FeedState, Store, open_store
 
 SHUTDOWN_GRACE = 10.0           # seconds in-flight work gets after SIGTERM/SIGINT
-DELIVERY_LOG_RETENTION = timedelta(days=30)
-
-
-def feed_schedule(config: Config) -> list[tuple[str, str | None, timedelta]]:
-    return [(f.url, f.name, f.interval or config.settings.interval) for f in config.feeds]
+STALE_LOOP = 60.0               # /healthz fails when the poll loop has not ticked for this long
 
 
 class Service:
     """Everything one process needs: store, fetcher, sender, pipeline, outbox."""
 
     def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
-        self.config = config
         self.clock = clock
-        self.store = Store(config.settings.database)
+        self.runtime = Runtime.of(config)
+        self.store: Store = open_store(config.settings.database, auto_migrate=config.settings.auto_migrate,
+                                       config_path=str(config.path))
         timeout = config.settings.timeout.total_seconds()
+        self.metrics = Metrics(figures=self.store.figures, clock=clock)
         self.fetcher = Fetcher(concurrency=config.settings.concurrency, timeout=timeout)
         self.sender = Sender()
-        self.pipeline = Pipeline(self.store, self.fetcher, config, clock)
-        self.outbox = Outbox(self.store, self.sender, config, clock)
+        self.pipeline = Pipeline(self.store, self.fetcher, self.runtime, clock, metrics=self.metrics)
+        self.outbox = Outbox(self.store, self.sender, self.runtime, clock, metrics=self.metrics)
         # A poll holds its lease for at most the fetch timeout plus processing; a crashed
         # process's leases lapse after this and the feeds become due again.
         self.lease = timedelta(seconds=timeout + 60)
 
-    def apply(self, config: Config) -> None:
-        """Adopt a new config (startup or reload): feeds table, topics, webhooks."""
-        self.store.sync_feeds(feed_schedule(config), self.clock())
-        self.config = self.pipeline.config = self.outbox.config = config
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    def apply(self, runtime: Runtime) -> None:
+        """Adopt a config (startup or reload): the feeds table first, then the snapshot that
+        polls and deliveries read. Blocking: call it off the event loop."""
+        self.store.sync_feeds(runtime.feed_schedule(), self.clock())
+        self.runtime = self.pipeline.runtime = self.outbox.runtime = runtime
+
+    def prune(self) -> PruneStats:
+        stats = prune(self.store, now=self.clock(), retention=self.config.settings.retention,
+                      progress=lambda s: event("progress", step="prune", items=s.items,
+                                               tombstones=s.tombstones))
+        event("pruned", items=stats.items, alerts=stats.alerts, attempts=stats.attempts,
+              tombstones=stats.tombstones, batches=stats.batches)
+        return stats
 
     async def aclose(self) -> None:
         await self.fetcher.aclose()
@@ -86,7 +101,7 @@ async def run_once(config: Config, *, all_feeds: bool) -> int:
     """`monitor once`: one pass, then deliver what is due. 1 if any delivery is still failing."""
     service = Service(config)
     try:
-        service.apply(config)
+        await asyncio.to_thread(service.apply, service.runtime)
         started = time.monotonic()
         outcomes = await service.poll_once(all_feeds=all_feeds)
         stats = await service.outbox.deliver_due()
@@ -106,33 +121,50 @@ class Daemon:
     def __init__(self, config: Config):
         self.path = Path(config.path)
         self.service = Service(config)
-        self.inflight: set[asyncio.Task] = set()   # poll tasks and the running delivery pass
+        self.inflight: set[asyncio.Task] = set()   # ticks, poll tasks, the delivery pass
         self.stopping = asyncio.Event()
         self.scheduler: AsyncIOScheduler | None = None
+        self.liveness = Liveness(STALE_LOOP)
+        self.server: OpsServer | None = None
+        self._reloading = asyncio.Lock()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         service = self.service
-        service.apply(service.config)
+        try:
+            await asyncio.to_thread(service.apply, service.runtime)
+            self.start_server(service.config)
+        except BaseException:
+            await service.aclose()
+            raise
         scheduler = self.scheduler = build_scheduler(poll=self.poll_tick, deliver=self.deliver_tick,
                                                      maintain=self.maintain)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         config = service.config
         event("started", config=str(self.path), feeds=len(config.feeds), topics=len(config.topics),
-              webhooks=len(config.webhooks),
-              database=service.store.engine.url.render_as_string(hide_password=True))
+              webhooks=len(config.webhooks), database=service.store.display_url)
         scheduler.start()
         try:
             await self.stopping.wait()
         finally:
             scheduler.shutdown(wait=False)
             await self.drain()
+            if self.server:
+                await asyncio.to_thread(self.server.stop)
             await service.aclose()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             event("stopped")
+
+    def start_server(self, config: Config) -> None:
+        if config.server is None:
+            return
+        store = self.service.store
+        self.server = OpsServer(config.server.host, config.server.port, self.service.metrics,
+                                health=lambda: self.liveness.check(store.ping))
+        self.server.start()
 
     def request_stop(self, sig: signal.Signals) -> None:
         if self.stopping.is_set():
@@ -166,6 +198,10 @@ class Daemon:
         """Claim due feeds up to the free fetch capacity and poll each in its own task."""
         if self.stopping.is_set():
             return
+        self.liveness.ticked()
+        task = asyncio.current_task()
+        assert task is not None
+        self.track(task)  # so that a stop waits for a claim in flight, not just its polls
         service = self.service
         polls = sum(1 for t in self.inflight if t.get_name().startswith("poll:"))
         free = 2 * service.config.settings.concurrency - polls
@@ -173,6 +209,11 @@ class Daemon:
             return
         try:
             feeds = await asyncio.to_thread(service.store.claim_due_feeds, service.clock(), free, service.lease)
+            if feeds and self.stopping.is_set():
+                # A stop came while claiming: these polls would start after the drain,
+                # against closed clients. Hand the feeds back instead.
+                await asyncio.to_thread(service.store.release_feeds, feeds)
+                return
         except MonitorError as e:
             event("poll_tick_failed", logging.ERROR, error=str(e))
             return
@@ -203,26 +244,40 @@ class Daemon:
             event("deliver_tick_failed", logging.ERROR, error=str(e))
 
     async def maintain(self) -> None:
-        cutoff = self.service.clock() - DELIVERY_LOG_RETENTION
-        pruned = await asyncio.to_thread(self.service.store.prune_deliveries, cutoff)
-        event("maintained", pruned_attempts=pruned)
+        """Retention, in the background; a failure is logged and tried again next time."""
+        if self.stopping.is_set():
+            return
+        try:
+            await asyncio.to_thread(self.service.prune)
+        except Exception as e:
+            event("maintenance_failed", logging.ERROR, error=f"{type(e).__name__}: {e}",
+                  exc_info=not isinstance(e, MonitorError))
 
-    def reload(self) -> None:
-        """SIGHUP: adopt the file's new config, or keep the old one if the new one is bad."""
-        try:
-            config = load_config(self.path)
-        except ConfigError as e:
-            for problem in e.problems:
-                event("reload_refused", logging.ERROR, problem=problem.format(str(self.path)))
-            return
-        if config.settings.database != self.service.config.settings.database:
-            event("reload_refused", logging.ERROR,
-                  problem="monitor.database cannot change while running; restart instead")
-            return
-        try:
-            self.service.apply(config)
-        except MonitorError as e:
-            event("reload_refused", logging.ERROR, problem=str(e))
-            return
-        event("reloaded", feeds=len(config.feeds), topics=len(config.topics),
-              webhooks=len(config.webhooks))
+    def request_reload(self) -> None:
+        """SIGHUP: reload in a task, off the signal handler (loading and syncing block)."""
+        if not self.stopping.is_set():
+            self.track(asyncio.create_task(self.reload(), name="reload"))
+
+    async def reload(self) -> None:
+        """Adopt the file's new config, or keep the old one if the new one is bad."""
+        async with self._reloading:  # two quick SIGHUPs apply in order, not interleaved
+            try:
+                config = await asyncio.to_thread(load_config, self.path)
+            except ConfigError as e:
+                for problem in e.problems:
+                    event("reload_refused", logging.ERROR, problem=problem.format(str(self.path)))
+                return
+            current = self.service.config
+            for key, old, new in (("monitor.database", current.settings.database, config.settings.database),
+                                  ("server.listen", current.server, config.server)):
+                if old != new:
+                    event("reload_refused", logging.ERROR,
+                          problem=f"{key} cannot change while running; restart instead")
+                    return
+            try:
+                await asyncio.to_thread(self.service.apply, Runtime.of(config))
+            except MonitorError as e:
+                event("reload_refused", logging.ERROR, problem=str(e))
+                return
+            event("reloaded", feeds=len(config.feeds), topics=len(config.topics),
+                  webhooks=len(config.webhooks))

@@ -5,7 +5,10 @@
     ├── QuerySyntaxError a malformed topic query, with its column (config.py turns it
     │                    into a ConfigError problem)
     ├── FetchError       a feed could not be fetched (network, status, size)
-    └── StorageError     the database could not be opened or written
+    ├── StorageError     the database could not be opened, migrated or written
+    │   └── SchemaError  the schema is behind (run `monitor db upgrade`) or unknown
+    └── LeaseLost        a poll's lease lapsed and another poller took its feed; the
+                         poll's result is dropped (the other poller records its own)
 
 A failed webhook delivery is not an exception: deliver.Sender returns an Outcome, which
 the outbox turns into a retry or a failure.
@@ -66,3 +69,11 @@ class FetchError(MonitorError):
 
 class StorageError(MonitorError):
     """The database could not be opened, migrated or written."""
+
+
+class SchemaError(StorageError):
+    """The database schema is not the one this code needs; the message says what to run."""
+
+
+class LeaseLost(MonitorError):
+    """A poll's lease lapsed and another poller claimed the feed: the poll writes nothing."""

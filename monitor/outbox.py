@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor.config import Config
 from monitor.deliver import Outcome, Sender, next_attempt_delay
 from monitor.formats import AlertMessage
 from monitor.log import event
+from monitor.metrics import Metrics
+from monitor.runtime import Runtime
 from monitor.store import PendingAlert, Store
 
 BATCH = 100
@@ -26,9 +27,9 @@ class DeliveryStats:
     failed: int = 0
 
 
-def to_message(alert: PendingAlert, config: Config) -> AlertMessage:
+def to_message(alert: PendingAlert, runtime: Runtime) -> AlertMessage:
     """Outbox row → what the webhook says; the topic title comes from the current config."""
-    topic = next((t for t in config.topics if t.name == alert.topic), None)
+    topic = runtime.topics_by_name.get(alert.topic)
     return AlertMessage(
         alert_id=alert.id, created_at=alert.created_at, topic_name=alert.topic,
         topic_title=topic.title if topic else None, title=alert.title, url=alert.link,
@@ -40,24 +41,27 @@ def to_message(alert: PendingAlert, config: Config) -> AlertMessage:
 class Outbox:
     """Delivers pending alerts; one pass at a time (the scheduler guarantees it)."""
 
-    def __init__(self, store: Store, sender: Sender, config: Config,
-                 clock: Callable[[], datetime], rng: random.Random | None = None):
+    def __init__(self, store: Store, sender: Sender, runtime: Runtime,
+                 clock: Callable[[], datetime], rng: random.Random | None = None,
+                 metrics: Metrics | None = None):
         self.store = store
         self.sender = sender
-        self.config = config
+        self.runtime = runtime
         self.clock = clock
         self.rng = rng or random.Random()
+        self.metrics = metrics or Metrics()
 
     async def deliver_due(self) -> DeliveryStats:
         """Send every alert that is due now, in batches, until none is left due."""
         stats = DeliveryStats()
-        hooks = {w.name: w for w in self.config.webhooks}
+        runtime = self.runtime  # one snapshot per pass, as a poll keeps one
+        hooks = runtime.webhooks_by_name
         while True:
             due = await asyncio.to_thread(self.store.due_alerts, self.clock(), BATCH, list(hooks))
             if not due:
                 return stats
             outcomes = await asyncio.gather(*(
-                self.sender.send(to_message(a, self.config), hooks[a.webhook], now=self.clock())
+                self.sender.send(to_message(a, runtime), hooks[a.webhook], now=self.clock())
                 for a in due
             ))
             for alert, outcome in zip(due, outcomes, strict=True):
@@ -72,6 +76,7 @@ class Outbox:
             self.store.record_attempt(alert.id, now=now, status_code=outcome.status, error=None,
                                       elapsed_ms=outcome.elapsed_ms, outcome="delivered")
             stats.delivered += 1
+            self.metrics.delivered("delivered", outcome.elapsed_ms / 1000)
             event("delivered", **fields)
             return
         delay = next_attempt_delay(attempts, outcome, rng=self.rng)
@@ -80,6 +85,7 @@ class Outbox:
                                       error=outcome.error, elapsed_ms=outcome.elapsed_ms,
                                       outcome="failed")
             stats.failed += 1
+            self.metrics.delivered("failed", outcome.elapsed_ms / 1000)
             event("delivery_failed", logging.ERROR, error=outcome.error, **fields)
             return
         retry_at = now + delay
@@ -87,5 +93,6 @@ class Outbox:
                                   error=outcome.error, elapsed_ms=outcome.elapsed_ms,
                                   outcome="retry", next_attempt_at=retry_at)
         stats.retrying += 1
+        self.metrics.delivered("retry", outcome.elapsed_ms / 1000)
         event("delivery_retry", logging.WARNING, error=outcome.error,
               retry_at=retry_at.isoformat(timespec="seconds"), **fields)

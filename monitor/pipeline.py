@@ -10,14 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from monitor.config import Config, FeedConfig, TopicConfig, refers_to
-from monitor.errors import FetchError
+from monitor.config import Config, TopicConfig
+from monitor.errors import FetchError, LeaseLost
 from monitor.fetch import Fetcher, FetchResult
 from monitor.formats import new_alert_id
 from monitor.identity import item_key, story_key
 from monitor.log import event
+from monitor.metrics import Metrics
 from monitor.parse import Item, parse_feed
 from monitor.query import prepare
+from monitor.runtime import Runtime
 from monitor.store import AlertIntent, FeedState, NewItem, Store
 
 MAX_ERROR_BACKOFF = timedelta(hours=6)
@@ -39,15 +41,6 @@ class PollOutcome:
     new: int = 0
     alerts: int = 0
     error: str | None = None
-
-
-def topics_for_feed(topics: tuple[TopicConfig, ...], feed: FeedConfig) -> list[TopicConfig]:
-    """The topics that watch this feed: those with no `feeds` filter, or selecting it."""
-    return [t for t in topics if not t.feeds or any(refers_to(ref, feed) for ref in t.feeds)]
-
-
-def webhooks_for_topic(topic: TopicConfig, config: Config) -> tuple[str, ...]:
-    return topic.webhooks or tuple(w.name for w in config.webhooks)
 
 
 def alerting_items(new_items: list[Item], *, baselined: bool, config: Config, now: datetime) -> set[int]:
@@ -75,98 +68,114 @@ def error_backoff(interval: timedelta, errors: int, retry_after: float | None) -
     """Wait longer after each consecutive failure: interval × 2^(errors-1), capped at 6 h
     (but never shorter than the interval), and never sooner than the server asked
     (up to a day)."""
-    delay = min(interval * 2 ** max(0, errors - 1), max(interval, MAX_ERROR_BACKOFF))
+    cap = max(interval, MAX_ERROR_BACKOFF)
+    # Cap the exponent before multiplying: 2^40 intervals overflow a timedelta, and then
+    # the failure would never be recorded again.
+    doublings = min(max(0, errors - 1), 32)
+    seconds = min(interval.total_seconds() * 2.0 ** doublings, cap.total_seconds())
+    delay = timedelta(seconds=seconds)
     if retry_after:
         delay = max(delay, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
     return delay
 
 
 class Pipeline:
-    """Polls feeds for the daemon and `once`; the config can be swapped on reload."""
+    """Polls feeds for the daemon and `once`; a reload swaps `runtime`, and each poll keeps
+    the snapshot it started with."""
 
-    def __init__(self, store: Store, fetcher: Fetcher, config: Config,
-                 clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None):
+    def __init__(self, store: Store, fetcher: Fetcher, runtime: Runtime,
+                 clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None,
+                 metrics: Metrics | None = None):
         self.store = store
         self.fetcher = fetcher
-        self.config = config  # the setter indexes it
+        self.runtime = runtime
         self.clock = clock
         self.rng = rng or random.Random()
-
-    @property
-    def config(self) -> Config:
-        return self._config
-
-    @config.setter
-    def config(self, config: Config) -> None:
-        """Adopt a (re)loaded config, indexing its feeds so that a poll finds its own in O(1)."""
-        self._config = config
-        self._feeds_by_url = {f.url: f for f in config.feeds}
+        self.metrics = metrics or Metrics()
 
     async def poll(self, feed: FeedState) -> PollOutcome:
         """Poll one claimed feed; never raises for a feed's own failures."""
+        runtime = self.runtime
         try:
             result = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
         except FetchError as e:
             return await asyncio.to_thread(self._record_failure, feed, str(e), e.status,
                                            getattr(e, "retry_after", None))
-        return await asyncio.to_thread(self._process, feed, result)
+        return await asyncio.to_thread(self._process, runtime, feed, result)
 
     def _record_failure(self, feed: FeedState, error: str, status: int | None,
-                        retry_after: float | None) -> PollOutcome:
+                        retry_after: float | None, seconds: float | None = None) -> PollOutcome:
         now = self.clock()
         errors = feed.error_count + 1
         next_poll = now + error_backoff(feed.interval, errors, retry_after)
-        self.store.record_failure(feed.id, now=now, next_poll_at=next_poll, error=error)
+        try:
+            self.store.record_failure(feed, now=now, next_poll_at=next_poll, error=error)
+        except LeaseLost as e:
+            return self._lease_lost(feed, e)
+        self.metrics.polled("error", seconds)
         event("poll_failed", logging.WARNING, feed=feed.url, error=error, errors=errors,
               retry_at=next_poll.isoformat(timespec="seconds"))
         return PollOutcome(feed.url, ok=False, status=status, error=error)
 
-    def _process(self, feed: FeedState, result: FetchResult) -> PollOutcome:
-        config = self.config
+    def _lease_lost(self, feed: FeedState, e: LeaseLost) -> PollOutcome:
+        event("poll_lease_lost", logging.WARNING, feed=feed.url,
+              note="another poller took the feed after this poll's lease lapsed; its result was dropped")
+        return PollOutcome(feed.url, ok=False, error=str(e))
+
+    def _process(self, runtime: Runtime, feed: FeedState, result: FetchResult) -> PollOutcome:
+        config = runtime.config
         now = self.clock()
+        seconds = result.elapsed_ms / 1000
         next_poll = now + jittered(feed.interval, self.rng)
-        # A feed dropped by a reload while in flight is still matched by its URL.
-        feed_config = self._feeds_by_url.get(feed.url) or FeedConfig(feed.url)
         if result.status == 304:
-            self.store.record_poll(feed.id, now=now, next_poll_at=next_poll, result="304",
-                                   etag=result.etag, last_modified=result.last_modified,
-                                   title=None, new_items=[])
+            try:
+                self.store.record_poll(feed, now=now, next_poll_at=next_poll, result="304",
+                                       etag=result.etag, last_modified=result.last_modified,
+                                       title=None, new_items=[], parsed=False)
+            except LeaseLost as e:
+                return self._lease_lost(feed, e)
+            self.metrics.polled("not_modified", seconds)
             event("polled", feed=feed.url, status=304, new=0, ms=result.elapsed_ms)
             return PollOutcome(feed.url, ok=True, status=304)
 
         parsed = parse_feed(result.body, url=result.url, headers=result.headers, name=feed.name)
         if parsed.problem and not parsed.items:
-            return self._record_failure(feed, parsed.problem, result.status, None)
+            return self._record_failure(feed, parsed.problem, result.status, None, seconds)
 
-        fresh = self._unseen(feed, parsed.items)
+        fresh, buried = self._unseen(feed, parsed.items)
         may_alert = alerting_items([item for _, item in fresh], baselined=feed.baselined,
                                    config=config, now=now)
-        topics = topics_for_feed(config.topics, feed_config)
+        topics = runtime.topics_for(feed.url)
         new_items = [
-            self._new_item(feed, key, item, topics if i in may_alert else [], config, now)
+            self._new_item(runtime, feed, key, item, topics if i in may_alert else (), now)
             for i, (key, item) in enumerate(fresh)
         ]
-        created = self.store.record_poll(
-            feed.id, now=now, next_poll_at=next_poll, result=f"{result.status} new={len(new_items)}",
-            etag=result.etag, last_modified=result.last_modified, title=parsed.title,
-            new_items=new_items,
-        )
+        try:
+            created = self.store.record_poll(
+                feed, now=now, next_poll_at=next_poll, result=f"{result.status} new={len(new_items)}",
+                etag=result.etag, last_modified=result.last_modified, title=parsed.title,
+                new_items=new_items, buried=buried,
+            )
+        except LeaseLost as e:
+            return self._lease_lost(feed, e)
+        self.metrics.polled("ok", seconds, seen=len(parsed.items), new=len(new_items), alerts=created)
         event("polled", feed=feed.url, status=result.status, items=len(parsed.items),
               new=len(new_items), alerts=created, baseline=None if feed.baselined else True,
               ms=result.elapsed_ms)
         return PollOutcome(feed.url, ok=True, status=result.status, items=len(parsed.items),
                            new=len(new_items), alerts=created)
 
-    def _unseen(self, feed: FeedState, parsed: list[Item]) -> list[tuple[str, Item]]:
-        """Items this feed has never recorded, in document order, each key once."""
+    def _unseen(self, feed: FeedState, parsed: list[Item]) -> tuple[list[tuple[str, Item]], tuple[str, ...]]:
+        """Items this feed has never recorded, in document order, each key once; and the
+        tombstones of pruned items the feed still serves."""
         keyed: dict[str, Item] = {}
         for item in parsed:
             keyed.setdefault(item_key(item), item)
         known = self.store.known_keys(feed.id, keyed)
-        return [(key, item) for key, item in keyed.items() if key not in known]
+        return [(key, item) for key, item in keyed.items() if key not in known.keys], known.buried
 
-    def _new_item(self, feed: FeedState, key: str, item: Item, topics: list[TopicConfig],
-                  config: Config, now: datetime) -> NewItem:
+    def _new_item(self, runtime: Runtime, feed: FeedState, key: str, item: Item,
+                  topics: tuple[TopicConfig, ...], now: datetime) -> NewItem:
         intents: list[AlertIntent] = []
         if topics:
             doc = prepare(item.title, item.summary)
@@ -174,7 +183,7 @@ class Pipeline:
                 matched = topic.query.match(doc)
                 if matched:
                     intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
-                                for hook in webhooks_for_topic(topic, config)]
+                                for hook in runtime.webhooks_for(topic)]
         return NewItem(
             key=key, story_key=hashed_story_key(item, feed.url, key), guid=item.guid,
             link=item.link, title=item.title, summary=item.summary, published=item.published,

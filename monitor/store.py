@@ -2,138 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
     Connection,
-    DateTime,
     Engine,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
     Row,
-    String,
     Table,
-    Text,
-    UniqueConstraint,
     create_engine,
-    event,
     func,
     or_,
     select,
+    tuple_,
     update,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.pool import StaticPool
 
-from monitor.errors import StorageError
+from monitor import schema
+from monitor.errors import LeaseLost, SchemaError, StorageError
+from monitor.log import event
+from monitor.metrics import StoreFigures
+from monitor.schema import SchemaState
+from monitor.tables import alerts, deliveries, feeds, items, tombstones
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, on every backend (SQLite drops tz)."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-metadata = MetaData()
-
-# Scheduling state lives here, not in memory: any process (or later, any instance) can
-# pick up the feeds that are due.
-feeds = Table(
-    "feeds",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("url", String(2048), nullable=False, unique=True),
-    Column("name", String(512)),            # configured name, if any
-    Column("title", String(1024)),          # the feed's own title, from its last good poll
-    Column("active", Boolean, nullable=False, default=True),  # still in the config
-    Column("interval_s", Integer, nullable=False),
-    Column("next_poll_at", UTCDateTime, nullable=False),
-    Column("lease_until", UTCDateTime),     # set while a poll is in flight
-    Column("etag", String(1024)),
-    Column("last_modified", String(256)),
-    Column("last_poll_at", UTCDateTime),
-    Column("last_result", String(1024)),    # "200 new=3", "304", "error: HTTP 404"
-    Column("error_count", Integer, nullable=False, default=0),
-    Column("baselined_at", UTCDateTime),    # first successful poll; None = never seen
-    Column("created_at", UTCDateTime, nullable=False),
-)
-Index("ix_feeds_due", feeds.c.active, feeds.c.next_poll_at)
-
-items = Table(
-    "items",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("feed_id", Integer, ForeignKey("feeds.id"), nullable=False),
-    Column("key", String(600), nullable=False),        # identity within the feed
-    Column("story_key", String(64), nullable=False),  # identity across feeds (a hash)
-    Column("guid", Text),
-    Column("link", Text),
-    Column("title", Text, nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("published", UTCDateTime),
-    Column("seen_at", UTCDateTime, nullable=False),
-    UniqueConstraint("feed_id", "key", name="uq_items_feed_key"),
-)
-Index("ix_items_story", items.c.story_key)
-
-# The outbox: written in the same transaction as its item, delivered afterwards.
-alerts = Table(
-    "alerts",
-    metadata,
-    Column("id", String(26), primary_key=True),  # ULID; the webhook-id on every attempt
-    Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
-    Column("story_key", String(64), nullable=False),
-    Column("topic", String(256), nullable=False),
-    Column("webhook", String(256), nullable=False),
-    Column("matched", Text, nullable=False),     # JSON list of terms
-    Column("status", String(16), nullable=False, default="pending"),  # pending|delivered|failed
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UTCDateTime, nullable=False),
-    Column("last_error", String(1024)),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("delivered_at", UTCDateTime),
-    # The rule "one alert per (story, topic, webhook)" enforced by the database, so that
-    # no race between pollers can ever produce a second one.
-    UniqueConstraint("story_key", "topic", "webhook", name="uq_alerts_story_topic_webhook"),
-)
-Index("ix_alerts_due", alerts.c.status, alerts.c.next_attempt_at)
-
-deliveries = Table(
-    "deliveries",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("alert_id", String(26), ForeignKey("alerts.id"), nullable=False, index=True),
-    Column("attempted_at", UTCDateTime, nullable=False),
-    Column("status_code", Integer),
-    Column("error", String(1024)),
-    Column("elapsed_ms", Integer, nullable=False),
-)
+TOMBSTONE_REFRESH = timedelta(days=1)  # how stale a served tombstone's seen_at may get
 
 
 @dataclass(frozen=True)
 class FeedState:
-    """A feed row as the pipeline needs it."""
+    """A feed row as the pipeline needs it, with the token of the claim that leased it."""
 
     id: int
     url: str
@@ -144,6 +53,7 @@ class FeedState:
     last_modified: str | None
     error_count: int
     baselined: bool
+    lease_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,6 +81,14 @@ class AlertIntent:
 
 
 @dataclass(frozen=True)
+class KnownKeys:
+    """Which of a poll's item keys the feed has recorded: as items, or only as tombstones."""
+
+    keys: frozenset[str]
+    buried: tuple[str, ...]  # key hashes of the pruned ones, to mark as still served
+
+
+@dataclass(frozen=True)
 class PendingAlert:
     """An outbox row joined with its item and feed: all a delivery needs."""
 
@@ -189,13 +107,18 @@ class PendingAlert:
     feed_url: str
 
 
-def _feed_state(row: Row) -> FeedState:
+def key_hash(key: str) -> str:
+    """A tombstone's compact form of an item key: 128 bits of its sha256."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _feed_state(row: Row, token: str) -> FeedState:
     r = row._mapping
     return FeedState(
         id=r["id"], url=r["url"], name=r["name"], title=r["title"],
         interval=timedelta(seconds=r["interval_s"]), etag=r["etag"],
         last_modified=r["last_modified"], error_count=r["error_count"],
-        baselined=r["baselined_at"] is not None,
+        baselined=r["baselined_at"] is not None, lease_token=token,
     )
 
 
@@ -216,14 +139,35 @@ def _item_row(feed_id: int, item: NewItem, now: datetime) -> dict:
                 published=item.published, seen_at=now)
 
 
-def _insert_ignoring_duplicate(conn: Connection, table: Table, row: dict) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING (the one place that speaks dialect); 1 if inserted."""
+def _insert_or_skip(table: Table, dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING: the one place that speaks dialect."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
+def _insert_ignoring_duplicate(conn: Connection, table: Table, row: dict) -> Any:
+    """Insert one row unless it conflicts; its primary key, or None when skipped."""
     # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
-    stmt = insert(table).values(**row).on_conflict_do_nothing().returning(*table.primary_key.columns)
-    return 0 if conn.execute(stmt).first() is None else 1
+    stmt = _insert_or_skip(table, conn.dialect.name).values(**row).returning(*table.primary_key.columns)
+    found = conn.execute(stmt).first()
+    return None if found is None else found[0]
+
+
+def is_memory_sqlite(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a sqlite URL, or None (another backend, in memory, a file: URI)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 class Store:
@@ -232,40 +176,89 @@ class Store:
     def __init__(self, url: str):
         try:
             sa_url = make_url(url)
-            engine_kwargs: dict = {}
-            if sa_url.get_backend_name() == "sqlite":
-                engine_kwargs["connect_args"] = {"timeout": 10}
+        except ArgumentError as e:
+            raise StorageError("not a valid database URL") from e
+        self._password = sa_url.password if isinstance(sa_url.password, str) else None
+        self.display_url = self.display(url)
+        engine_kwargs: dict = {}
+        memory = is_memory_sqlite(url)
+        if memory:
+            # One in-memory database exists per connection: every thread must share one.
+            engine_kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        elif sa_url.get_backend_name() == "sqlite":
+            engine_kwargs["connect_args"] = {"timeout": 10}
+        elif sa_url.get_backend_name() == "postgresql":
+            engine_kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        try:
             self.engine: Engine = create_engine(sa_url, **engine_kwargs)
         except (ArgumentError, SQLAlchemyError, ImportError) as e:
-            raise StorageError(f"cannot use database {url!r}: {e}") from e
+            raise StorageError(f"cannot use database {self.display_url}: {self._short(e)}") from e
         # SQLite has one writer at a time; waiting on a lock here instead of in SQLite's
-        # busy handler (which sleeps and retries) made a 500-feed pass 5x faster.
+        # busy handler (which sleeps and retries) made a 500-feed pass 5x faster. The one
+        # shared in-memory connection takes the lock for reads too, so that transactions
+        # from different threads never interleave on it.
         self._write_lock: threading.Lock | None = None
+        self._read_lock: threading.Lock | None = None
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa_event.listen(self.engine, "connect", _sqlite_pragmas)
             self._write_lock = threading.Lock()
+            if memory:
+                self._read_lock = self._write_lock
+
+    @staticmethod
+    def display(url: str) -> str:
+        """The URL as logs and messages may show it: without its password."""
         try:
-            metadata.create_all(self.engine)
-        except SQLAlchemyError as e:
-            raise StorageError(f"cannot open database {self.engine.url!r}: {_short(e)}") from e
+            return make_url(url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "(invalid database URL)"
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[Connection]:
+    def transaction(self, write: bool = True) -> Iterator[Connection]:
         """One transaction; writes are serialised in-process on SQLite."""
-        lock = self._write_lock if write else None
+        lock = self._write_lock if write else self._read_lock
         try:
             if lock:
                 lock.acquire()
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as e:
-            raise StorageError(f"database error: {_short(e)}") from e
+            raise StorageError(f"database error: {self._short(e)}") from e
         finally:
             if lock:
                 lock.release()
+
+    def _short(self, e: Exception) -> str:
+        """The first line of a driver error, without SQLAlchemy's background link and
+        without the database password, should a driver ever repeat it."""
+        text = str(getattr(e, "orig", None) or e)
+        line = text.splitlines()[0] if text else type(e).__name__
+        return line.replace(self._password, "***") if self._password else line
+
+    # -- schema --------------------------------------------------------------------------
+
+    def schema_state(self) -> SchemaState:
+        """Where the schema stands; the first contact, so a failure says "cannot open"."""
+        try:
+            with self.engine.connect() as conn:
+                return schema.schema_state(conn)
+        except SQLAlchemyError as e:
+            raise StorageError(f"cannot open database {self.display_url}: {self._short(e)}") from e
+
+    def upgrade(self) -> tuple[SchemaState, SchemaState]:
+        """Migrate to the head revision; the states before and after."""
+        self.schema_state()  # a database that cannot be reached fails here, clearly
+        with self.transaction() as conn:
+            before = schema.schema_state(conn)
+            return before, schema.upgrade(conn)
+
+    def ping(self) -> None:
+        """Raise StorageError unless the database answers."""
+        with self.transaction(write=False) as conn:
+            conn.execute(select(1))
 
     # -- feeds ---------------------------------------------------------------------------
 
@@ -276,8 +269,10 @@ class Store:
         that adding it back does not re-baseline it or repeat its alerts.
         """
         wanted = {url: (name, interval) for url, name, interval in configured}
-        with self._tx() as conn:
-            existing = {r.url: r for r in conn.execute(select(feeds.c.url, feeds.c.id, feeds.c.next_poll_at))}
+        with self.transaction() as conn:
+            existing = {r.url: r for r in conn.execute(
+                select(feeds.c.url, feeds.c.id, feeds.c.next_poll_at, feeds.c.interval_s,
+                       feeds.c.error_count))}
             for url, (name, interval) in wanted.items():
                 secs = max(1, int(interval.total_seconds()))
                 row = existing.get(url)
@@ -286,51 +281,68 @@ class Store:
                         url=url, name=name, active=True, interval_s=secs,
                         next_poll_at=now, error_count=0, created_at=now,
                     ))
-                else:
-                    # A shorter interval takes effect now, not after the old wait.
-                    next_poll = min(row.next_poll_at, now + interval)
-                    conn.execute(update(feeds).where(feeds.c.id == row.id).values(
-                        name=name, active=True, interval_s=secs, next_poll_at=next_poll,
-                    ))
+                    continue
+                # A shorter interval takes effect now rather than after the old wait, but
+                # a failing feed keeps its backoff and any Retry-After the server gave.
+                next_poll = row.next_poll_at
+                if secs < row.interval_s and row.error_count == 0:
+                    next_poll = min(next_poll, now + interval)
+                conn.execute(update(feeds).where(feeds.c.id == row.id).values(
+                    name=name, active=True, interval_s=secs, next_poll_at=next_poll,
+                ))
             gone = [r.id for url, r in existing.items() if url not in wanted]
             if gone:
                 conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
 
     def claim_due_feeds(self, now: datetime, limit: int, lease: timedelta, *, all_feeds: bool = False) -> list[FeedState]:
-        """Lease up to `limit` due feeds so that no other poller takes them meanwhile."""
-        with self._tx() as conn:
-            query = select(feeds).where(
-                feeds.c.active.is_(True),
-                or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now),
-            ).order_by(feeds.c.next_poll_at).limit(limit)
+        """Lease up to `limit` due feeds so that no other poller takes them meanwhile.
+
+        Each claim gets its own token: the poll's writes succeed only while the feed is
+        still leased to it."""
+        free = or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now)
+        with self.transaction() as conn:
+            query = select(feeds).where(feeds.c.active.is_(True), free).order_by(
+                feeds.c.next_poll_at, feeds.c.id).limit(limit)
             if not all_feeds:
                 query = query.where(feeds.c.next_poll_at <= now)
             claimed = []
             for row in conn.execute(query).all():
+                token = uuid.uuid4().hex
                 # The guarded UPDATE is the lock: it succeeds for exactly one claimant.
-                won = conn.execute(update(feeds).where(
-                    feeds.c.id == row.id,
-                    or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now),
-                ).values(lease_until=now + lease)).rowcount
+                won = conn.execute(update(feeds).where(feeds.c.id == row.id, free).values(
+                    lease_until=now + lease, lease_owner=token)).rowcount
                 if won:
-                    claimed.append(_feed_state(row))
+                    claimed.append(_feed_state(row, token))
             return claimed
 
-    def known_keys(self, feed_id: int, keys: Iterable[str]) -> set[str]:
-        """Which of these item keys the feed has already recorded."""
+    def release_feeds(self, claimed: Iterable[FeedState]) -> None:
+        """Give back leases that will not be used (the daemon is stopping)."""
+        with self.transaction() as conn:
+            for feed in claimed:
+                conn.execute(update(feeds).where(
+                    feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
+                ).values(lease_until=None, lease_owner=None))
+
+    def known_keys(self, feed_id: int, keys: Iterable[str]) -> KnownKeys:
+        """Which of these item keys the feed has already recorded, pruned ones included."""
         keys = list(keys)
         found: set[str] = set()
-        with self._tx(write=False) as conn:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
+        with self.transaction(write=False) as conn:
+            for chunk in _chunks(keys):
                 found.update(conn.execute(
                     select(items.c.key).where(items.c.feed_id == feed_id, items.c.key.in_(chunk))
                 ).scalars())
-        return found
+            hashes = {key_hash(k): k for k in keys if k not in found}
+            buried: list[str] = []
+            for chunk in _chunks(list(hashes)):
+                buried += conn.execute(select(tombstones.c.key_hash).where(
+                    tombstones.c.feed_id == feed_id, tombstones.c.key_hash.in_(chunk))).scalars()
+        found.update(hashes[h] for h in buried)
+        return KnownKeys(frozenset(found), tuple(buried))
 
     def record_poll(
         self,
-        feed_id: int,
+        feed: FeedState,
         *,
         now: datetime,
         next_poll_at: datetime,
@@ -339,40 +351,64 @@ class Store:
         last_modified: str | None,
         title: str | None,
         new_items: Sequence[NewItem],
+        parsed: bool = True,
+        buried: Sequence[str] = (),
     ) -> int:
         """Store a successful poll in one transaction: new items, their alerts, the feed's
         new state. Returns how many alerts were actually created (duplicates of a story
-        already alerted for the same topic and webhook are silently skipped)."""
+        already alerted for the same topic and webhook are skipped).
+
+        Raises LeaseLost, writing nothing, when the feed is no longer leased to this poll.
+        """
         created = 0
-        with self._tx() as conn:
+        with self.transaction() as conn:
+            # First, so that on PostgreSQL the row lock is held for the rest of the work.
+            owned = conn.execute(update(feeds).where(
+                feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
+            ).values(
+                next_poll_at=next_poll_at, lease_until=None, lease_owner=None, last_poll_at=now,
+                last_result=result, error_count=0, etag=etag, last_modified=last_modified,
+                title=title or feeds.c.title, baselined_at=func.coalesce(feeds.c.baselined_at, now),
+                parsed_at=now if parsed else feeds.c.parsed_at,
+            )).rowcount
+            if not owned:
+                raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
+            if buried:
+                conn.execute(update(tombstones).where(
+                    tombstones.c.feed_id == feed.id, tombstones.c.key_hash.in_(list(buried)),
+                    tombstones.c.seen_at < now - TOMBSTONE_REFRESH,
+                ).values(seen_at=now))
+            insert = _insert_or_skip(items, conn.dialect.name)
             quiet = [item for item in new_items if not item.alerts]
             if quiet:  # one executemany: most new items raise no alert
-                conn.execute(items.insert(), [_item_row(feed_id, item, now) for item in quiet])
-            for item in new_items:
-                if not item.alerts:
-                    continue
-                item_id = conn.execute(items.insert().values(**_item_row(feed_id, item, now))
-                                       .returning(items.c.id)).scalar_one()
+                conn.execute(insert, [_item_row(feed.id, item, now) for item in quiet])
+            loud = [item for item in new_items if item.alerts]
+            old_stories = _buried_stories(conn, {item.story_key for item in loud})
+            for item in loud:
+                item_id = _insert_ignoring_duplicate(conn, items, _item_row(feed.id, item, now))
+                if item_id is None or item.story_key in old_stories:
+                    continue  # another poller recorded it, or the story was alerted long ago
                 for a in item.alerts:
                     created += _insert_ignoring_duplicate(conn, alerts, dict(
                         id=a.id, item_id=item_id, story_key=item.story_key, topic=a.topic,
                         webhook=a.webhook, matched=json.dumps(list(a.matched)), status="pending",
                         attempts=0, next_attempt_at=now, created_at=now,
-                    ))
-            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(
-                next_poll_at=next_poll_at, lease_until=None, last_poll_at=now,
-                last_result=result, error_count=0, etag=etag, last_modified=last_modified,
-                title=title or feeds.c.title, baselined_at=func.coalesce(feeds.c.baselined_at, now),
-            ))
+                    )) is not None
         return created
 
-    def record_failure(self, feed_id: int, *, now: datetime, next_poll_at: datetime, error: str) -> None:
-        """A failed poll: keep the validators, count the error, retry later."""
-        with self._tx() as conn:
-            conn.execute(update(feeds).where(feeds.c.id == feed_id).values(
-                next_poll_at=next_poll_at, lease_until=None, last_poll_at=now,
+    def record_failure(self, feed: FeedState, *, now: datetime, next_poll_at: datetime, error: str) -> None:
+        """A failed poll: keep the validators, count the error, retry later.
+
+        Raises LeaseLost when the feed is no longer leased to this poll."""
+        with self.transaction() as conn:
+            owned = conn.execute(update(feeds).where(
+                feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
+            ).values(
+                next_poll_at=next_poll_at, lease_until=None, lease_owner=None, last_poll_at=now,
                 last_result=f"error: {error}"[:1024], error_count=feeds.c.error_count + 1,
-            ))
+            )).rowcount
+            if not owned:
+                raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -393,7 +429,7 @@ class Store:
             .order_by(alerts.c.next_attempt_at, alerts.c.created_at)
             .limit(limit)
         )
-        with self._tx(write=False) as conn:
+        with self.transaction(write=False) as conn:
             return [
                 PendingAlert(
                     id=r.id, topic=r.topic, webhook=r.webhook, matched=tuple(json.loads(r.matched)),
@@ -424,7 +460,7 @@ class Store:
             values.update(next_attempt_at=next_attempt_at)
         else:
             values.update(status="failed")
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(deliveries.insert().values(
                 alert_id=alert_id, attempted_at=now, status_code=status_code,
                 error=error, elapsed_ms=elapsed_ms,
@@ -433,7 +469,7 @@ class Store:
 
     def failing_alerts(self) -> int:
         """Alerts that failed for good or whose last attempt failed."""
-        with self._tx(write=False) as conn:
+        with self.transaction(write=False) as conn:
             return conn.execute(select(func.count()).select_from(alerts).where(
                 or_(alerts.c.status == "failed",
                     (alerts.c.status == "pending") & (alerts.c.attempts > 0))
@@ -442,14 +478,14 @@ class Store:
     # -- status --------------------------------------------------------------------------
 
     def feed_rows(self) -> list[dict]:
-        with self._tx(write=False) as conn:
+        with self.transaction(write=False) as conn:
             return [dict(r._mapping) for r in conn.execute(
                 select(feeds.c.url, feeds.c.name, feeds.c.title, feeds.c.active, feeds.c.last_poll_at,
                        feeds.c.last_result, feeds.c.next_poll_at, feeds.c.error_count)
                 .order_by(feeds.c.id))]
 
     def counts(self) -> dict[str, int]:
-        with self._tx(write=False) as conn:
+        with self.transaction(write=False) as conn:
             out = {"items": conn.execute(select(func.count()).select_from(items)).scalar_one()}
             for status, n in conn.execute(select(alerts.c.status, func.count()).group_by(alerts.c.status)):
                 out[f"alerts_{status}"] = n
@@ -457,7 +493,7 @@ class Store:
 
     def problem_alerts(self, limit: int = 20) -> list[dict]:
         """Pending-after-failure and failed alerts, newest first, for `status`."""
-        with self._tx(write=False) as conn:
+        with self.transaction(write=False) as conn:
             return [dict(r._mapping) for r in conn.execute(
                 select(alerts.c.id, alerts.c.topic, alerts.c.webhook, alerts.c.status,
                        alerts.c.attempts, alerts.c.next_attempt_at, alerts.c.last_error, items.c.title)
@@ -465,15 +501,62 @@ class Store:
                 .where(alerts.c.attempts > 0, alerts.c.status != "delivered")
                 .order_by(alerts.c.created_at.desc()).limit(limit))]
 
-    def prune_deliveries(self, before: datetime) -> int:
-        """Drop the attempt log of delivered alerts older than `before` (it only grows)."""
-        with self._tx() as conn:
-            done = select(alerts.c.id).where(alerts.c.status == "delivered")
-            return conn.execute(deliveries.delete().where(
-                deliveries.c.attempted_at < before, deliveries.c.alert_id.in_(done))).rowcount
+    def figures(self) -> StoreFigures:
+        with self.transaction(write=False) as conn:
+            pending = conn.execute(select(func.count(), func.min(alerts.c.created_at))
+                                   .where(alerts.c.status == "pending")).one()
+            active = conn.execute(select(func.count(), func.min(feeds.c.next_poll_at))
+                                  .where(feeds.c.active.is_(True))).one()
+        # min() comes back without the column's type on some backends: normalise it.
+        oldest, due = (_aware(v) for v in (pending[1], active[1]))
+        return StoreFigures(active_feeds=active[0], pending_alerts=pending[0],
+                            oldest_pending_at=oldest,
+                            most_overdue_poll_at=due)
 
 
-def _short(e: Exception) -> str:
-    """The first line of a driver error, without SQLAlchemy's background link."""
-    text = str(getattr(e, "orig", None) or e)
-    return text.splitlines()[0] if text else type(e).__name__
+def open_store(url: str, *, auto_migrate: bool, config_path: str = "FILE") -> Store:
+    """The database, ready for work. A new, empty one gets the schema (nothing to lose);
+    one whose schema is behind is refused unless `auto_migrate`, naming the command to run."""
+    store = Store(url)
+    try:
+        state = store.schema_state()
+        if not state.known:
+            raise SchemaError(
+                f"database {store.display_url} has schema revision {state.current}, which this "
+                f"monitor does not know (it goes up to {state.head}): run a newer monitor")
+        if state.up_to_date:
+            return store
+        if not (state.empty or auto_migrate or is_memory_sqlite(url)):
+            raise SchemaError(
+                f"database {store.display_url} has schema revision {state.current}, this monitor "
+                f"needs {state.head}: run `monitor db upgrade -c {config_path}` "
+                "(or set auto_migrate = true)")
+        before, after = store.upgrade()
+        event("schema_upgraded", database=store.display_url, revision_from=before.current or "none",
+              revision_to=after.current)
+        return store
+    except BaseException:
+        store.close()
+        raise
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite hands back text for an aggregate of a DATETIME
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _buried_stories(conn: Connection, story_keys: set[str]) -> set[str]:
+    """The stories among these that only a tombstone remembers (pruned long ago)."""
+    found: set[str] = set()
+    for chunk in _chunks(list(story_keys)):
+        found.update(conn.execute(select(tombstones.c.story_key).where(
+            tombstones.c.story_key.in_(chunk))).scalars())
+    return found

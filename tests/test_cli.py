@@ -51,7 +51,9 @@ def test_check_accepts_a_valid_config(tmp_path: Path) -> None:
     result = monitor("check", "-c", str(write(tmp_path)))
     assert result.returncode == 0, result.stderr
     assert "ok (1 feeds, 2 topics, 1 webhooks)" in result.stdout
-    assert (tmp_path / "state.db").exists()  # the database opened, beside the config
+    # check never creates the database; it says where it will be (beside the config)
+    assert not (tmp_path / "state.db").exists()
+    assert f"database: not created yet ({tmp_path / 'state.db'}" in result.stdout
 
 
 def test_check_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
@@ -79,11 +81,14 @@ def test_missing_config_is_one_clear_line(tmp_path: Path, args: list[str], messa
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
-    config = write(tmp_path, database="postgresql+psycopg://postgres@127.0.0.1:1/none")
-    result = monitor("check", "-c", str(config))
+@pytest.mark.parametrize("command", ["check", "status", "once", "run", "db upgrade", "db current"])
+def test_unreachable_database_is_one_clear_line_without_its_password(tmp_path: Path, command: str) -> None:
+    config = write(tmp_path, database="postgresql+psycopg://postgres:s3cr3t-pw@127.0.0.1:1/none")
+    result = monitor(*command.split(), "-c", str(config))
     assert result.returncode == 2
-    assert result.stderr.startswith("monitor: cannot open database") and "Traceback" not in result.stderr
+    assert result.stderr.startswith("monitor: cannot open database postgresql+psycopg://postgres:***@127.0.0.1:1/none: ")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert "s3cr3t-pw" not in result.stderr + result.stdout
     assert len(result.stderr.strip().splitlines()) == 1
 
 

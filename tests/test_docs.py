@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
 import pytest
 
 from monitor import config
@@ -15,7 +16,18 @@ REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
 
 
-@pytest.mark.parametrize("command", sorted(main.commands))
+def command_names(group: click.Group, prefix: str = "") -> list[str]:
+    """Every leaf command, with its group: "run", "db upgrade", ..."""
+    names = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            names += command_names(command, f"{prefix}{name} ")
+        else:
+            names.append(f"{prefix}{name}")
+    return sorted(names)
+
+
+@pytest.mark.parametrize("command", command_names(main))
 def test_every_command_is_documented(command: str) -> None:
     assert f"`monitor {command} -c FILE" in README
 
@@ -41,3 +53,15 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
     ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
           if line.strip() and not line.lstrip().startswith(("#", "set ", "cd ", "if ", "fi", "pg_ctlcluster"))]
     assert commands == ci == ["pip install -e '.[dev]'", "python -m pytest"]
+
+
+def test_every_log_event_is_in_the_logs_table() -> None:
+    # `event("name"` or `event(\n    "name"` in every module and subpackage, and the odd
+    # `logger.error("name", extra={"fields": ...})`, which comes out as an event too.
+    calls = r'\b(?:event\(\s*"([^"]+)"|logger\.\w+\(\s*"([^"]+)",\s*extra=\{"fields")'
+    emitted = {name for path in sorted((REPO / "monitor").rglob("*.py"))
+               for names in re.findall(calls, path.read_text()) for name in names if name}
+    emitted.add("library_log")  # written by the formatter for every record not our own
+    section = re.split(r"\n#{1,3} ", README.split("\n### Logs\n", 1)[1], maxsplit=1)[0]
+    missing = sorted(name for name in emitted if f"| `{name}` |" not in section)
+    assert not missing, f"events missing from the README's ### Logs table: {', '.join(missing)}"

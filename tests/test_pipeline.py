@@ -14,7 +14,9 @@ from sqlalchemy import select
 from monitor.config import Config, load_config
 from monitor.fetch import Fetcher
 from monitor.pipeline import Pipeline, error_backoff
-from monitor.store import Store, alerts, feeds, items
+from monitor.runtime import Runtime
+from monitor.store import Store, open_store
+from monitor.tables import alerts, feeds, items
 from tests.support.feedserver import FeedServer, rss
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -70,15 +72,15 @@ class Harness:
     def __init__(self, config: Config):
         self.config = config
         self.clock = Clock()
-        self.store = Store(config.settings.database)
+        self.runtime = Runtime.of(config)
+        self.store = open_store(config.settings.database, auto_migrate=False)
         _open_stores.append(self.store)
-        self.store.sync_feeds([(f.url, f.name, f.interval or config.settings.interval)
-                               for f in config.feeds], self.clock())
+        self.store.sync_feeds(self.runtime.feed_schedule(), self.clock())
 
     def poll_all(self) -> list:
         async def go() -> list:
             async with Fetcher(timeout=10) as fetcher:
-                pipeline = Pipeline(self.store, fetcher, self.config, self.clock)
+                pipeline = Pipeline(self.store, fetcher, self.runtime, self.clock)
                 due = self.store.claim_due_feeds(self.clock(), 100, timedelta(minutes=1), all_feeds=True)
                 return [await pipeline.poll(f) for f in due]
         return asyncio.run(go())
@@ -297,7 +299,7 @@ def test_alerts_are_stored_with_their_matched_terms(tmp_path: Path, server: Feed
     assert pending.feed_name == "Feed A" and pending.link == "https://news.example/a4"
 
 
-def test_outbox_attempts_and_pruning(tmp_path: Path, server: FeedServer, database: str) -> None:
+def test_outbox_attempts(tmp_path: Path, server: FeedServer, database: str) -> None:
     server.set("/a.xml", rss([]))
     h = Harness(write_config(tmp_path, server, database))
     h.poll_all()
@@ -316,9 +318,5 @@ def test_outbox_attempts_and_pruning(tmp_path: Path, server: FeedServer, databas
     assert again.id == sanctions.id and again.attempts == 1
     assert h.store.failing_alerts() == 1
     assert h.store.counts() == {"items": 1, "alerts_delivered": 1, "alerts_pending": 1}
-
-    # Only the attempt log of delivered alerts goes, and only when old.
-    assert h.store.prune_deliveries(h.clock()) == 0
-    assert h.store.prune_deliveries(h.clock() + timedelta(days=31)) == 1
     [problem] = h.store.problem_alerts()
     assert problem["id"] == sanctions.id and problem["last_error"] == "HTTP 503"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from monitor.store import metadata
+from monitor.tables import metadata
 
 connection = context.config.attributes["connection"]
 # render_as_batch: ALTERs that SQLite cannot do run as copy-and-move there, and as plain

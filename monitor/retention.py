@@ -1,0 +1,93 @@
+"""Retention: prune old items, alerts and attempts in small batches, leaving tombstones."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func, select, tuple_
+
+from monitor.store import TOMBSTONE_REFRESH, Store, _insert_or_skip, key_hash
+from monitor.tables import alerts, deliveries, feeds, items, tombstones
+
+BATCH = 500  # rows per transaction: short enough never to hold the write lock for long
+
+
+@dataclass
+class PruneStats:
+    """What one prune removed."""
+
+    items: int = 0
+    alerts: int = 0
+    attempts: int = 0
+    tombstones: int = 0
+    batches: int = 0
+
+
+def prune(store: Store, *, now: datetime, retention: timedelta, batch: int = BATCH,
+          progress: Callable[[PruneStats], None] | None = None) -> PruneStats:
+    """Remove what is older than `retention`, one short transaction per batch.
+
+    An item goes (with its alerts and their attempts) once it was first seen before the
+    cutoff and no alert of it is still pending; it leaves a tombstone of its identity.
+    A tombstone goes once it is older than the cutoff and its feed has been read since
+    without it for a day or more: while a feed still serves an item, it is remembered.
+    """
+    cutoff = now - retention
+    stats = PruneStats()
+    last_report = time.monotonic()
+    for step in (_prune_items, _prune_tombstones):
+        while True:
+            done = step(store, now, cutoff, batch, stats)
+            stats.batches += 1
+            if progress and time.monotonic() - last_report >= 5:
+                last_report = time.monotonic()
+                progress(stats)
+            if done < batch:
+                break
+    return stats
+
+
+def _prune_items(store: Store, now: datetime, cutoff: datetime, batch: int, stats: PruneStats) -> int:
+    pending = exists().where(alerts.c.item_id == items.c.id, alerts.c.status == "pending")
+    with store.transaction() as conn:
+        rows = conn.execute(
+            select(items.c.id, items.c.feed_id, items.c.key, items.c.story_key)
+            .where(items.c.seen_at < cutoff, ~pending).order_by(items.c.seen_at, items.c.id)
+            .limit(batch)).all()
+        if not rows:
+            return 0
+        ids = [r.id for r in rows]
+        conn.execute(_insert_or_skip(tombstones, conn.dialect.name), [
+            dict(feed_id=r.feed_id, key_hash=key_hash(r.key), story_key=r.story_key, seen_at=now)
+            for r in rows])
+        their_alerts = select(alerts.c.id).where(alerts.c.item_id.in_(ids))
+        stats.attempts += conn.execute(
+            deliveries.delete().where(deliveries.c.alert_id.in_(their_alerts))).rowcount
+        stats.alerts += conn.execute(alerts.delete().where(alerts.c.item_id.in_(ids))).rowcount
+        stats.items += conn.execute(items.delete().where(items.c.id.in_(ids))).rowcount
+    return len(rows)
+
+
+def _prune_tombstones(store: Store, now: datetime, cutoff: datetime, batch: int, stats: PruneStats) -> int:
+    # A served item's tombstone is re-sighted at least daily (TOMBSTONE_REFRESH), so one last
+    # seen before the cutoff whose feed was read 2 days after the cutoff is no longer served.
+    gone = and_(tombstones.c.seen_at < cutoff,
+                feeds.c.parsed_at >= cutoff + 2 * TOMBSTONE_REFRESH)
+    with store.transaction() as conn:
+        keys = conn.execute(
+            select(tombstones.c.feed_id, tombstones.c.key_hash)
+            .join(feeds, feeds.c.id == tombstones.c.feed_id).where(gone).limit(batch)).all()
+        if keys:
+            stats.tombstones += conn.execute(tombstones.delete().where(
+                tuple_(tombstones.c.feed_id, tombstones.c.key_hash).in_([tuple(k) for k in keys]))).rowcount
+    return len(keys)
+
+
+def count_rows(store: Store) -> dict[str, int]:
+    """Rows per table, for `db prune` and the size benchmark."""
+    with store.transaction(write=False) as conn:
+        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in (items, alerts, deliveries, tombstones)}

@@ -1,0 +1,133 @@
+"""The database tables (SQLAlchemy Core). Every change here ships as an Alembic revision
+in monitor/migrations/versions; a test compares this metadata with the migrated schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend (SQLite drops tz)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+# Scheduling state lives here, not in memory: any process (or later, any instance) can
+# pick up the feeds that are due.
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(2048), nullable=False, unique=True),
+    Column("name", String(512)),            # configured name, if any
+    Column("title", String(1024)),          # the feed's own title, from its last good poll
+    Column("active", Boolean, nullable=False, default=True),  # still in the config
+    Column("interval_s", Integer, nullable=False),
+    Column("next_poll_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),     # set while a poll is in flight
+    Column("lease_owner", String(32)),      # the claim's token; a poll's writes require it
+    Column("etag", String(1024)),
+    Column("last_modified", String(256)),
+    Column("last_poll_at", UTCDateTime),
+    Column("parsed_at", UTCDateTime),       # last poll whose body was read (200, not 304)
+    Column("last_result", String(1024)),    # "200 new=3", "304", "error: HTTP 404"
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("baselined_at", UTCDateTime),    # first successful poll; None = never seen
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_feeds_due", feeds.c.active, feeds.c.next_poll_at)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id"), nullable=False),
+    Column("key", String(600), nullable=False),        # identity within the feed
+    Column("story_key", String(64), nullable=False),  # identity across feeds (a hash)
+    Column("guid", Text),
+    Column("link", Text),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("published", UTCDateTime),
+    Column("seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("feed_id", "key", name="uq_items_feed_key"),
+)
+Index("ix_items_story", items.c.story_key)
+Index("ix_items_seen", items.c.seen_at)  # retention walks items oldest first
+
+# What is left of a pruned item: enough to know it was seen, so that an old item a feed
+# still serves (or an old story in a new feed) never alerts again.
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("feed_id", Integer, ForeignKey("feeds.id"), nullable=False),
+    Column("key_hash", String(32), nullable=False),   # half a sha256 of the item key
+    Column("story_key", String(64), nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),   # last time the feed still served it
+    PrimaryKeyConstraint("feed_id", "key_hash", name="pk_tombstones"),
+)
+Index("ix_tombstones_story", tombstones.c.story_key)
+Index("ix_tombstones_seen", tombstones.c.seen_at)
+
+# The outbox: written in the same transaction as its item, delivered afterwards.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(26), primary_key=True),  # ULID; the webhook-id on every attempt
+    Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
+    Column("story_key", String(64), nullable=False),
+    Column("topic", String(256), nullable=False),
+    Column("webhook", String(256), nullable=False),
+    Column("matched", Text, nullable=False),     # JSON list of terms
+    Column("status", String(16), nullable=False, default="pending"),  # pending|delivered|failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(1024)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    # The rule "one alert per (story, topic, webhook)" enforced by the database, so that
+    # no race between pollers can ever produce a second one.
+    UniqueConstraint("story_key", "topic", "webhook", name="uq_alerts_story_topic_webhook"),
+)
+Index("ix_alerts_due", alerts.c.status, alerts.c.next_attempt_at)
+Index("ix_alerts_item", alerts.c.item_id)  # retention finds an item's alerts
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("alert_id", String(26), ForeignKey("alerts.id"), nullable=False, index=True),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("error", String(1024)),
+    Column("elapsed_ms", Integer, nullable=False),
+)

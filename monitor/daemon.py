@@ -16,6 +16,7 @@ from monitor.config import Config, load_config
 from monitor.deliver import Sender
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
+from monitor import log
 from monitor.log import event
 from monitor.metrics import Metrics
 from monitor.outbox import Outbox
@@ -149,8 +150,11 @@ class Daemon:
         try:
             await self.stopping.wait()
         finally:
-            scheduler.shutdown(wait=False)
+            # Pause, not shut down, before the drain: shutting down APScheduler's asyncio
+            # executor cancels the job coroutines still running, the delivery pass among them.
+            scheduler.pause()
             await self.drain()
+            scheduler.shutdown(wait=False)
             if self.server:
                 await asyncio.to_thread(self.server.stop)
             await service.aclose()
@@ -279,5 +283,6 @@ class Daemon:
             except MonitorError as e:
                 event("reload_refused", logging.ERROR, problem=str(e))
                 return
+            log.redact(log.secrets_in(config))
             event("reloaded", feeds=len(config.feeds), topics=len(config.topics),
                   webhooks=len(config.webhooks))

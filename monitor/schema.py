@@ -62,10 +62,10 @@ def _is_known(revision: str) -> bool:
         return False
 
 
-def upgrade(conn: Connection) -> SchemaState:
-    """Create the schema or migrate it to the head revision; harmless when already there."""
+def upgrade(conn: Connection, to: str = "head") -> SchemaState:
+    """Create the schema or migrate it to `to` (the head revision); harmless when there."""
     config = _alembic_config(conn)
     if MigrationContext.configure(conn).get_current_revision() is None and inspect(conn).has_table("feeds"):
         command.stamp(config, UNVERSIONED_RELEASE)
-    command.upgrade(config, "head")
+    command.upgrade(config, to)
     return schema_state(conn)

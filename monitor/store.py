@@ -139,18 +139,25 @@ def _item_row(feed_id: int, item: NewItem, now: datetime) -> dict:
                 published=item.published, seen_at=now)
 
 
-def _insert_or_skip(table: Table, dialect: str) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING: the one place that speaks dialect."""
+def insert_or_skip(table: Table, dialect: str, unique: Sequence[str]) -> Any:
+    """INSERT ... ON CONFLICT (unique) DO NOTHING: the one place that speaks dialect. Only
+    that constraint is tolerated; any other conflict is still an error, never a lost row."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing()
+    return insert(table).on_conflict_do_nothing(index_elements=list(unique))
 
 
-def _insert_ignoring_duplicate(conn: Connection, table: Table, row: dict) -> Any:
-    """Insert one row unless it conflicts; its primary key, or None when skipped."""
+ITEM_IDENTITY = ("feed_id", "key")
+ALERT_IDENTITY = ("story_key", "topic", "webhook")
+TOMBSTONE_IDENTITY = ("feed_id", "key_hash")
+
+
+def _insert_ignoring_duplicate(conn: Connection, table: Table, row: dict, unique: Sequence[str]) -> Any:
+    """Insert one row unless it conflicts on `unique`; its primary key, or None when skipped."""
     # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
-    stmt = _insert_or_skip(table, conn.dialect.name).values(**row).returning(*table.primary_key.columns)
+    stmt = insert_or_skip(table, conn.dialect.name, unique).values(**row).returning(
+        *table.primary_key.columns)
     found = conn.execute(stmt).first()
     return None if found is None else found[0]
 
@@ -378,14 +385,14 @@ class Store:
                     tombstones.c.feed_id == feed.id, tombstones.c.key_hash.in_(list(buried)),
                     tombstones.c.seen_at < now - TOMBSTONE_REFRESH,
                 ).values(seen_at=now))
-            insert = _insert_or_skip(items, conn.dialect.name)
+            insert = insert_or_skip(items, conn.dialect.name, ITEM_IDENTITY)
             quiet = [item for item in new_items if not item.alerts]
             if quiet:  # one executemany: most new items raise no alert
                 conn.execute(insert, [_item_row(feed.id, item, now) for item in quiet])
             loud = [item for item in new_items if item.alerts]
             old_stories = _buried_stories(conn, {item.story_key for item in loud})
             for item in loud:
-                item_id = _insert_ignoring_duplicate(conn, items, _item_row(feed.id, item, now))
+                item_id = _insert_ignoring_duplicate(conn, items, _item_row(feed.id, item, now), ITEM_IDENTITY)
                 if item_id is None or item.story_key in old_stories:
                     continue  # another poller recorded it, or the story was alerted long ago
                 for a in item.alerts:
@@ -393,7 +400,7 @@ class Store:
                         id=a.id, item_id=item_id, story_key=item.story_key, topic=a.topic,
                         webhook=a.webhook, matched=json.dumps(list(a.matched)), status="pending",
                         attempts=0, next_attempt_at=now, created_at=now,
-                    )) is not None
+                    ), ALERT_IDENTITY) is not None
         return created
 
     def record_failure(self, feed: FeedState, *, now: datetime, next_poll_at: datetime, error: str) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor import log
 from monitor.config import Config, load_config
 from monitor.deliver import Sender
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
-from monitor import log
 from monitor.log import event
 from monitor.metrics import Metrics
 from monitor.outbox import Outbox

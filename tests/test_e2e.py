@@ -3,15 +3,19 @@ webhook receiver that verifies every signature with the standardwebhooks package
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.feedserver import FeedServer, rss
 from tests.support.receiver import Receiver
@@ -224,3 +228,42 @@ def test_sigterm_lets_an_in_flight_poll_finish_and_a_second_signal_forces(farm) 
     assert daemon.stop(signal.SIGINT) == 0
     assert time.monotonic() - started < 5  # did not wait out the grace period
     assert "event=stopping_now" in daemon.logs()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_health_metrics_and_json_logs_of_a_running_daemon(farm) -> None:
+    server, receiver, config = farm
+    port = free_port()
+    text = config.read_text().replace('interval = "1s"', f'interval = "1s"\nlog_format = "json"\n\n'
+                                      f'[server]\nlisten = "127.0.0.1:{port}"\n', 1)
+    config.write_text(text)
+    daemon = Daemon(config)
+    try:
+        wait_until(lambda: polled_twice(server), what="the first polls")
+        server.set("/world.xml", rss([PEACE, *OLD], title="World"))
+        receiver.wait_for(1, timeout=20)
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status_code == 200 and health.text == "ok\n"
+        wait_until(lambda: 'monitor_deliveries_total{outcome="delivered"} 1.0'
+                   in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, what="metrics")
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for f in text_string_to_metric_families(
+                       httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+                   for s in f.samples}
+        assert samples[("monitor_polls_total", (("result", "ok"),))] >= 3
+        assert samples[("monitor_items_new_total", ())] == 3  # two in the baseline, then PEACE
+        assert samples[("monitor_alerts_created_total", ())] == 1
+        assert samples[("monitor_delivery_duration_seconds_count", ())] == 1
+        assert samples[("monitor_fetch_duration_seconds_count", ())] >= 3
+        assert samples[("monitor_feeds", ())] == 2 and samples[("monitor_outbox_depth", ())] == 0
+        assert samples[("monitor_database_up", ())] == 1
+    finally:
+        assert daemon.stop() == 0, daemon.logs()
+    lines = daemon.logs().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is JSON, nothing else
+    assert {"started", "listening", "polled", "delivered", "stopped"} <= {r["event"] for r in records}

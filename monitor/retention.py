@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, func, select, tuple_
 
-from monitor.store import TOMBSTONE_IDENTITY, TOMBSTONE_REFRESH, Store, insert_or_skip, key_hash
+from monitor.store import TOMBSTONE_IDENTITY, TOMBSTONE_REFRESH, Store, insert_or_skip, key_hash, story_hash
 from monitor.tables import alerts, deliveries, feeds, items, tombstones
 
 BATCH = 500  # rows per transaction: short enough never to hold the write lock for long
@@ -61,7 +61,7 @@ def _prune_items(store: Store, now: datetime, cutoff: datetime, batch: int, stat
             return 0
         ids = [r.id for r in rows]
         conn.execute(insert_or_skip(tombstones, conn.dialect.name, TOMBSTONE_IDENTITY), [
-            dict(feed_id=r.feed_id, key_hash=key_hash(r.key), story_key=r.story_key, seen_at=now)
+            dict(feed_id=r.feed_id, key_hash=key_hash(r.key), story=story_hash(r.story_key), seen_at=now)
             for r in rows])
         their_alerts = select(alerts.c.id).where(alerts.c.item_id.in_(ids))
         stats.attempts += conn.execute(

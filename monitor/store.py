@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -36,6 +36,7 @@ from monitor.metrics import StoreFigures
 from monitor.schema import SchemaState
 from monitor.tables import alerts, deliveries, feeds, items, tombstones
 
+T = TypeVar("T")
 TOMBSTONE_REFRESH = timedelta(days=1)  # how stale a served tombstone's seen_at may get
 
 
@@ -84,7 +85,7 @@ class KnownKeys:
     """Which of a poll's item keys the feed has recorded: as items, or only as tombstones."""
 
     keys: frozenset[str]
-    buried: tuple[str, ...]  # key hashes of the pruned ones, to mark as still served
+    buried: tuple[bytes, ...]  # key hashes of the pruned ones, to mark as still served
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,14 @@ class PendingAlert:
     feed_url: str
 
 
-def key_hash(key: str) -> str:
+def key_hash(key: str) -> bytes:
     """A tombstone's compact form of an item key: 128 bits of its sha256."""
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return hashlib.sha256(key.encode()).digest()[:16]
+
+
+def story_hash(story_key: str) -> bytes:
+    """A tombstone's compact form of a story key (itself a sha256 in hex): its first 128 bits."""
+    return bytes.fromhex(story_key[:32])
 
 
 def _feed_state(row: Row, token: str) -> FeedState:
@@ -339,7 +345,7 @@ class Store:
                     select(items.c.key).where(items.c.feed_id == feed_id, items.c.key.in_(chunk))
                 ).scalars())
             hashes = {key_hash(k): k for k in keys if k not in found}
-            buried: list[str] = []
+            buried: list[bytes] = []
             for chunk in _chunks(list(hashes)):
                 buried += conn.execute(select(tombstones.c.key_hash).where(
                     tombstones.c.feed_id == feed_id, tombstones.c.key_hash.in_(chunk))).scalars()
@@ -358,7 +364,7 @@ class Store:
         title: str | None,
         new_items: Sequence[NewItem],
         parsed: bool = True,
-        buried: Sequence[str] = (),
+        buried: Sequence[bytes] = (),
     ) -> int:
         """Store a successful poll in one transaction: new items, their alerts, the feed's
         new state. Returns how many alerts were actually created (duplicates of a story
@@ -554,15 +560,16 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+def _chunks(values: list[T], size: int = 500) -> Iterator[list[T]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
 
 def _buried_stories(conn: Connection, story_keys: set[str]) -> set[str]:
     """The stories among these that only a tombstone remembers (pruned long ago)."""
+    by_hash = {story_hash(key): key for key in story_keys}
     found: set[str] = set()
-    for chunk in _chunks(list(story_keys)):
-        found.update(conn.execute(select(tombstones.c.story_key).where(
-            tombstones.c.story_key.in_(chunk))).scalars())
+    for chunk in _chunks(list(by_hash)):
+        found.update(by_hash[h] for h in conn.execute(select(tombstones.c.story).where(
+            tombstones.c.story.in_(chunk))).scalars())
     return found

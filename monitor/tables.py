@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -90,12 +91,12 @@ tombstones = Table(
     "tombstones",
     metadata,
     Column("feed_id", Integer, ForeignKey("feeds.id"), nullable=False),
-    Column("key_hash", String(32), nullable=False),   # half a sha256 of the item key
-    Column("story_key", String(64), nullable=False),
+    Column("key_hash", LargeBinary(16), nullable=False),  # 128 bits of sha256(item key)
+    Column("story", LargeBinary(16), nullable=False),     # the first 128 bits of its story_key
     Column("seen_at", UTCDateTime, nullable=False),   # last time the feed still served it
     PrimaryKeyConstraint("feed_id", "key_hash", name="pk_tombstones"),
 )
-Index("ix_tombstones_story", tombstones.c.story_key)
+Index("ix_tombstones_story", tombstones.c.story)
 Index("ix_tombstones_seen", tombstones.c.seen_at)
 
 # The outbox: written in the same transaction as its item, delivered afterwards.

@@ -23,12 +23,12 @@ def upgrade() -> None:
     op.create_table(
         "tombstones",
         sa.Column("feed_id", sa.Integer, sa.ForeignKey("feeds.id"), nullable=False),
-        sa.Column("key_hash", sa.String(32), nullable=False),
-        sa.Column("story_key", sa.String(64), nullable=False),
+        sa.Column("key_hash", sa.LargeBinary(16), nullable=False),
+        sa.Column("story", sa.LargeBinary(16), nullable=False),
         sa.Column("seen_at", sa.DateTime, nullable=False),
         sa.PrimaryKeyConstraint("feed_id", "key_hash", name="pk_tombstones"),
     )
-    op.create_index("ix_tombstones_story", "tombstones", ["story_key"])
+    op.create_index("ix_tombstones_story", "tombstones", ["story"])
     op.create_index("ix_tombstones_seen", "tombstones", ["seen_at"])
     op.create_index("ix_items_seen", "items", ["seen_at"])
     op.create_index("ix_alerts_item", "alerts", ["item_id"])

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from monitor.errors import MonitorError
-from monitor.log import event, logger
+from monitor.log import event
 from monitor.metrics import Metrics
 
 Health = Callable[[], tuple[bool, str]]
@@ -121,7 +121,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr, past the logging setup.
-        logger.error("ops_request_failed", extra={"fields": {"client": client_address[0]}}, exc_info=True)
+        event("ops_request_failed", logging.ERROR, client=client_address[0], exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -33,7 +33,8 @@ def test_every_command_is_documented(command: str) -> None:
 
 
 @pytest.mark.parametrize("table, keys", [
-    ("[monitor]", config._SETTINGS_KEYS), ("[[webhooks]]", config._WEBHOOK_KEYS),
+    ("[monitor]", config._SETTINGS_KEYS), ("[server]", config._SERVER_KEYS),
+    ("[[webhooks]]", config._WEBHOOK_KEYS),
     ("[[feeds]]", config._FEED_KEYS), ("[[topics]]", config._TOPIC_KEYS),
 ])
 def test_every_config_key_is_documented(table: str, keys: tuple[str, ...]) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -17,6 +17,9 @@ from monitor.config import Config, format_duration, load_config
 from monitor.errors import ConfigError, FetchError, MonitorError
 from monitor.parse import parse_feed
 from monitor.query import prepare
+
+if TYPE_CHECKING:
+    from monitor.schema import SchemaState
 
 CONFIG_OPTION = click.option(
     "-c", "--config", "config_path", required=True, envvar="MONITOR_CONFIG",
@@ -100,32 +103,41 @@ def once(config_path: Path, all_feeds: bool) -> None:
 @user_errors
 def check(config_path: Path) -> None:
     """Validate the config and that the database opens (never creating it)."""
+    from monitor.store import Store, schema_problem
+
     config = configure(config_path)
-    _, schema = existing_database(config, config_path)
+    state, where = existing_database(config, config_path)
+    problem = state and schema_problem(state, Store.display(config.settings.database),
+                                       auto_migrate=config.settings.auto_migrate,
+                                       config_path=str(config_path))
+    if problem:
+        fail(problem)
     click.echo(f"{config_path}: ok ({len(config.feeds)} feeds, {len(config.topics)} topics, "
-               f"{len(config.webhooks)} webhooks)\ndatabase: {schema}")
+               f"{len(config.webhooks)} webhooks)\ndatabase: {where}")
 
 
-def existing_database(config: Config, config_path: Path) -> tuple[bool, str]:
-    """Open the database without creating it: whether its schema is current, and a line
-    saying where it stands."""
+def existing_database(config: Config, config_path: Path) -> tuple[SchemaState | None, str]:
+    """Open the database without creating it: its schema state (None: no database yet) and
+    a line saying where it stands."""
     from monitor.store import Store, sqlite_file
 
     file = sqlite_file(config.settings.database)
     if file is not None and not file.exists():
-        return False, f"not created yet ({file}; `monitor run` or `monitor db upgrade` creates it)"
+        return None, f"not created yet ({file}; `monitor run` or `monitor db upgrade` creates it)"
     store = Store(config.settings.database)
     try:
         state = store.schema_state()
     finally:
         store.close()
     if state.empty:
-        return False, "empty (`monitor run` or `monitor db upgrade` creates the schema)"
+        return state, "empty (`monitor run` or `monitor db upgrade` creates the schema)"
     if state.up_to_date:
-        return True, f"schema {state.current}, current"
+        return state, f"schema {state.current}, current"
     if not state.known:
-        return False, f"schema {state.current}, newer than this monitor knows ({state.head})"
-    return False, f"schema {state.current}, behind {state.head}: run `monitor db upgrade -c {config_path}`"
+        return state, f"schema {state.current}, newer than this monitor knows ({state.head})"
+    upgrade = "upgraded at start (auto_migrate)" if config.settings.auto_migrate else \
+        f"run `monitor db upgrade -c {config_path}`"
+    return state, f"schema {state.current}, behind {state.head}: {upgrade}"
 
 
 @main.command("test-webhook")
@@ -275,9 +287,9 @@ def db_current(config_path: Path) -> None:
     from monitor.store import Store
 
     config = configure(config_path)
-    current, state = existing_database(config, config_path)
-    click.echo(f"{Store.display(config.settings.database)}: {state}")
-    sys.exit(0 if current else 1)
+    state, where = existing_database(config, config_path)
+    click.echo(f"{Store.display(config.settings.database)}: {where}")
+    sys.exit(0 if state and state.up_to_date else 1)
 
 
 @db.command("prune")

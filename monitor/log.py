@@ -151,10 +151,13 @@ def redact(secrets: Iterable[str]) -> None:
         formatter.redact(secrets)
 
 
+MIN_URL_SECRET = 16  # Slack's /services/T…/B…/… and Discord's /api/webhooks/… are far longer
+
+
 def secrets_in(config: Config) -> list[str]:
     """What must never reach a log: webhook secrets and header values, each webhook URL's
-    path and query (Slack, Discord and Teams put the token there; the host stays readable),
-    and the database password."""
+    path and query when long enough to hold a token (Slack, Discord and Teams put it
+    there; the host stays readable), and the database password."""
     found: list[str | None] = []
     for hook in config.webhooks:
         found.append(hook.secret)
@@ -162,7 +165,10 @@ def secrets_in(config: Config) -> list[str]:
             # "Bearer <token>": the token alone may turn up in a message too.
             found += [value, *value.split()[1:]]
         url = urlsplit(hook.url)
-        found += [url.path + (f"?{url.query}" if url.query else ""), url.password]
+        tail = url.path + (f"?{url.query}" if url.query else "")
+        # A short path ("/monitor", "/hooks/alerts") is a route, not a token, and would
+        # blank out ordinary words (file paths) in other lines.
+        found += [tail if len(tail) >= MIN_URL_SECRET else None, url.password]
     database = config.settings.database
     # Both as SQLAlchemy decodes it and as written (percent-encoded) in the URL.
     found += [make_url(database).password, urlsplit(database).password]

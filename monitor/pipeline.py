@@ -165,7 +165,7 @@ class Pipeline:
         return PollOutcome(feed.url, ok=True, status=result.status, items=len(parsed.items),
                            new=len(new_items), alerts=created)
 
-    def _unseen(self, feed: FeedState, parsed: list[Item]) -> tuple[list[tuple[str, Item]], tuple[str, ...]]:
+    def _unseen(self, feed: FeedState, parsed: list[Item]) -> tuple[list[tuple[str, Item]], tuple[bytes, ...]]:
         """Items this feed has never recorded, in document order, each key once; and the
         tombstones of pruned items the feed still serves."""
         keyed: dict[str, Item] = {}

@@ -346,9 +346,9 @@ class Store:
                 ).scalars())
             hashes = {key_hash(k): k for k in keys if k not in found}
             buried: list[bytes] = []
-            for chunk in _chunks(list(hashes)):
+            for hash_chunk in _chunks(list(hashes)):
                 buried += conn.execute(select(tombstones.c.key_hash).where(
-                    tombstones.c.feed_id == feed_id, tombstones.c.key_hash.in_(chunk))).scalars()
+                    tombstones.c.feed_id == feed_id, tombstones.c.key_hash.in_(hash_chunk))).scalars()
         found.update(hashes[h] for h in buried)
         return KnownKeys(frozenset(found), tuple(buried))
 
@@ -526,23 +526,32 @@ class Store:
                             most_overdue_poll_at=due)
 
 
+def schema_problem(state: SchemaState, display_url: str, *, auto_migrate: bool,
+                   config_path: str = "FILE") -> str | None:
+    """Why a database with this schema cannot be used as it is, or None. A new, empty
+    database is fine (it gets the schema); one behind is fine only with `auto_migrate`."""
+    if not state.known:
+        return (f"database {display_url} has schema revision {state.current}, which this "
+                f"monitor does not know (it goes up to {state.head}): run a newer monitor")
+    if state.up_to_date or state.empty or auto_migrate:
+        return None
+    return (f"database {display_url} has schema revision {state.current}, this monitor "
+            f"needs {state.head}: run `monitor db upgrade -c {config_path}` "
+            "(or set auto_migrate = true)")
+
+
 def open_store(url: str, *, auto_migrate: bool, config_path: str = "FILE") -> Store:
-    """The database, ready for work. A new, empty one gets the schema (nothing to lose);
+    """The database, ready for work: a new, empty one gets the schema (nothing to lose);
     one whose schema is behind is refused unless `auto_migrate`, naming the command to run."""
     store = Store(url)
     try:
         state = store.schema_state()
-        if not state.known:
-            raise SchemaError(
-                f"database {store.display_url} has schema revision {state.current}, which this "
-                f"monitor does not know (it goes up to {state.head}): run a newer monitor")
+        problem = schema_problem(state, store.display_url, config_path=config_path,
+                                 auto_migrate=auto_migrate or is_memory_sqlite(url))
+        if problem:
+            raise SchemaError(problem)
         if state.up_to_date:
             return store
-        if not (state.empty or auto_migrate or is_memory_sqlite(url)):
-            raise SchemaError(
-                f"database {store.display_url} has schema revision {state.current}, this monitor "
-                f"needs {state.head}: run `monitor db upgrade -c {config_path}` "
-                "(or set auto_migrate = true)")
         before, after = store.upgrade()
         event("schema_upgraded", database=store.display_url, revision_from=before.current or "none",
               revision_to=after.current)

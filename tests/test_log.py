@@ -226,9 +226,11 @@ def test_secrets_in_collects_each_kind() -> None:
     ]
 
 
-def test_sqlite_and_plain_hooks_have_only_their_paths() -> None:
-    config = Config(Path("m.toml"), Settings(), (WebhookConfig("local", "http://127.0.0.1:9/"),), (), ())
-    assert log.secrets_in(config) == ["/"]  # too short to redact; nothing else to hide
+def test_a_short_webhook_path_is_a_route_not_a_secret() -> None:
+    # Redacting "/monitor" would also blank "/tmp/ex/monitor.db" in the `started` line.
+    hooks = (WebhookConfig("local", "http://127.0.0.1:9/"), WebhookConfig("m", "http://127.0.0.1:8080/monitor"))
+    config = Config(Path("m.toml"), Settings(), hooks, (), ())
+    assert log.secrets_in(config) == []
 
 
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])

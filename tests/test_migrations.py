@@ -117,7 +117,7 @@ def test_upgrade_from_0_1_0_loses_and_repeats_nothing(tmp_path: Path, database_u
         feeds.set("/a.xml", rss([NEW, PENDING, QUIET, DELIVERED]))
 
         # Every command but `db upgrade` refuses the old schema, in one line.
-        for command in (["once", "--all"], ["status"]):
+        for command in (["once", "--all"], ["status"], ["check"], ["db", "prune"]):
             refused = monitor(*command, "-c", config)
             assert refused.returncode == 2, refused.stderr
             assert refused.stderr.count("\n") == 1 and f"run `monitor db upgrade -c {config}`" in refused.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,10 +47,11 @@ query = 'sanction* AND Russia'
 '''
 
 
-def write_config(path: Path, server: FeedServer, receiver: Receiver, topics: str = TOPICS) -> Path:
+def write_config(path: Path, server: FeedServer, receiver: Receiver, topics: str = TOPICS,
+                 database: str = "sqlite:///state.db") -> Path:
     path.write_text(f'''
 [monitor]
-database = "sqlite:///state.db"
+database = "{database}"
 interval = "1s"
 
 [[webhooks]]
@@ -97,11 +99,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str =
 
 
 @pytest.fixture
-def farm(tmp_path: Path) -> Iterator[tuple[FeedServer, Receiver, Path]]:
+def farm(tmp_path: Path, database_url: str) -> Iterator[tuple[FeedServer, Receiver, Path]]:
+    """A feed server, a receiver and a config; each daemon test runs on SQLite and PostgreSQL."""
     with FeedServer() as server, Receiver(secret=SECRET) as receiver:
         server.set("/world.xml", rss(OLD, title="World"))
         server.set("/wire.xml", rss([], title="Wire"))
-        yield server, receiver, write_config(tmp_path / "monitor.toml", server, receiver)
+        yield server, receiver, write_config(tmp_path / "monitor.toml", server, receiver,
+                                             database=database_url)
 
 
 def polled_twice(server: FeedServer) -> bool:
@@ -183,11 +187,12 @@ def test_sighup_reloads_topics_and_refuses_a_bad_config(farm) -> None:
     daemon = Daemon(config)
     try:
         wait_until(lambda: polled_twice(server), what="the first polls")
+        database = re.search(r'database = "(.*)"', config.read_text()).group(1)  # type: ignore[union-attr]
         write_config(config, server, receiver, TOPICS + '''
 [[topics]]
 name = "football"
 query = 'football OR derby'
-''')
+''', database=database)
         daemon.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "event=reloaded" in daemon.logs(), what="the reload")
         server.set("/world.xml", rss([OTHER, *OLD], title="World"))

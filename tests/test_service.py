@@ -246,3 +246,21 @@ def test_reload_loads_and_syncs_off_the_event_loop(tmp_path: Path, server: FeedS
     urls = asyncio.run(go())
     assert threads == {"load": False, "sync": False}
     assert urls == [server.url("/a.xml"), server.url("/b.xml")]
+
+
+def test_a_failing_maintenance_job_is_logged_and_the_daemon_goes_on(
+        tmp_path: Path, server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+    server.set("/a.xml", rss(OLD))
+    config = load_config(daemon_config(tmp_path, server))
+
+    async def go() -> None:
+        daemon = Daemon(config)
+        with daemon.service.store.transaction() as conn:  # a real fault: the table is gone
+            conn.exec_driver_sql("DROP TABLE tombstones")
+        await daemon.maintain()  # must not raise
+        await daemon.service.aclose()
+
+    with caplog.at_level("ERROR", logger="monitor"):
+        asyncio.run(go())
+    [record] = [r for r in caplog.records if r.getMessage() == "maintenance_failed"]
+    assert "tombstones" in record.fields["error"]  # type: ignore[attr-defined]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.feedserver import FeedServer
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -61,3 +63,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'state.db'}"
     else:
         yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[str]:
+    """database_url, closing every tests.support.pipeline Harness store afterwards."""
+    from tests.support.pipeline import closing_stores
+
+    with closing_stores():
+        yield database_url
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    """A local feed server on 127.0.0.1."""
+    with FeedServer() as s:
+        yield s

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from sqlalchemy import select
 from monitor.pipeline import error_backoff
 from monitor.tables import alerts
 from tests.support.feedserver import FeedServer, rss
-from tests.support.pipeline import T0, Harness, closing_stores, write_config
+from tests.support.pipeline import T0, Harness, write_config
 
 OLD = [
     {"title": "Ceasefire talks stall", "guid": "a1", "link": "https://news.example/a1"},
@@ -23,19 +22,6 @@ NEW_MATCH = {"title": "Envoys open peace talks in Riyadh", "guid": "a3", "link":
 NEW_BOTH = {"title": "Ceasefire offer as sanctions on Russia bite", "guid": "a4",
             "link": "https://news.example/a4"}
 NEW_OTHER = {"title": "Football results", "guid": "a5", "link": "https://news.example/a5"}
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[str]:
-    """Every pipeline test runs on a SQLite file and on a fresh PostgreSQL database."""
-    with closing_stores():
-        yield database_url
-
-
-@pytest.fixture
-def server():
-    with FeedServer() as s:
-        yield s
 
 
 def test_baseline_then_only_new_matching_items_alert(tmp_path: Path, server: FeedServer, database: str) -> None:

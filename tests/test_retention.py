@@ -5,35 +5,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from monitor.retention import count_rows, prune
 from monitor.tables import tombstones
 from tests.support.feedserver import FeedServer, rss
-from tests.support.pipeline import Harness, closing_stores, write_config
+from tests.support.pipeline import Harness, write_config
 
 RETENTION = timedelta(days=90)
 OLD = [{"title": "Weather today", "guid": "a1", "link": "https://news.example/a1"}]
 STORY = {"title": "Envoys open peace talks in Riyadh", "guid": "a3", "link": "https://news.example/a3"}
 FILLER = [{"title": f"Local news {n}", "guid": f"f{n}", "link": f"https://news.example/f{n}"}
           for n in range(10)]
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[str]:
-    with closing_stores():
-        yield database_url
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as s:
-        yield s
 
 
 def two_feeds(tmp_path: Path, server: FeedServer, database: str) -> Harness:

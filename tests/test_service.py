@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,23 +21,11 @@ from monitor.runtime import Runtime
 from monitor.store import NewItem
 from monitor.tables import feeds, items
 from tests.support.feedserver import FeedServer, rss
-from tests.support.pipeline import Harness, closing_stores, write_config
+from tests.support.pipeline import Harness, write_config
 from tests.support.receiver import Receiver
 
 OLD = [{"title": "Weather today", "guid": "a1", "link": "https://news.example/a1"}]
 PEACE = {"title": "Envoys open peace talks in Riyadh", "guid": "a3", "link": "https://news.example/a3"}
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[str]:
-    with closing_stores():
-        yield database_url
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as s:
-        yield s
 
 
 @pytest.mark.parametrize("errors", [38, 39, 40, 1_000, 10**9])

@@ -20,6 +20,7 @@ from monitor.query import prepare
 
 if TYPE_CHECKING:
     from monitor.schema import SchemaState
+    from monitor.store import Store
 
 CONFIG_OPTION = click.option(
     "-c", "--config", "config_path", required=True, envvar="MONITOR_CONFIG",
@@ -222,17 +223,12 @@ def read_source(source: str, config: Config) -> tuple[bytes, str, dict[str, str]
 @user_errors
 def status(config_path: Path) -> None:
     """Feeds (last poll, result, next poll, errors), failing deliveries, counts."""
-    from monitor.store import open_store, sqlite_file
-
-    config = configure(config_path)
-    file = sqlite_file(config.settings.database)
-    if file is not None and not file.exists():
-        fail(f"no database at {file} yet: nothing has been polled (`monitor run` creates it)")
     # status reads; it upgrades only where the config allows it, and never creates a file.
-    store = open_store(config.settings.database, auto_migrate=config.settings.auto_migrate,
-                       config_path=str(config_path))
+    config, store = work_store(config_path)
     try:
         feeds, counts, problems = store.feed_rows(), store.counts(), store.problem_alerts()
+        notes = webhook_notes(config, store)
+        pending = store.pending_by_webhook()
     finally:
         store.close()
     click.echo(f"feeds ({len(feeds)}):")
@@ -242,6 +238,9 @@ def status(config_path: Path) -> None:
         click.echo(f"  {label}{state}\n    {f['url']}\n"
                    f"    last poll {when(f['last_poll_at'])}: {f['last_result'] or 'never polled'}; "
                    f"next {when(f['next_poll_at'])}; errors {f['error_count']}")
+    click.echo("webhooks:")
+    for name in [w.name for w in config.webhooks] + sorted(set(pending) - {w.name for w in config.webhooks}):
+        click.echo(f"  {name}: {notes.get(name, 'enabled')}; {pending.get(name, 0)} pending")
     click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     if problems:
         click.echo("failing deliveries:")
@@ -249,6 +248,89 @@ def status(config_path: Path) -> None:
             retry = f", next try {when(a['next_attempt_at'])}" if a["status"] == "pending" else ""
             click.echo(f"  {a['id']} {a['status']} {a['topic']} → {a['webhook']} "
                        f"after {a['attempts']} attempts{retry}: {a['last_error']}\n    {a['title']}")
+
+
+def webhook_notes(config: Config, store: Store) -> dict[str, str]:
+    """Why a webhook's alerts do not go out: switched off by a 410, or gone from the config."""
+    notes = {name: f"disabled since {when(since)} ({reason}); a reload enables it"
+             for name, (since, reason) in store.disabled_webhooks().items()}
+    configured = {w.name for w in config.webhooks}
+    for name in store.pending_by_webhook():
+        if name not in configured:
+            notes[name] = "not in the config: its alerts wait until it is added back"
+    return notes
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--pending", "status", flag_value="pending", help="Only alerts still to be delivered.")
+@click.option("--failed", "status", flag_value="failed", help="Only dead letters.")
+@click.option("--delivered", "status", flag_value="delivered", help="Only delivered alerts.")
+@click.option("--topic", help="Only this topic.")
+@click.option("--webhook", help="Only this webhook.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of text.")
+@user_errors
+def alerts(config_path: Path, status: str | None, topic: str | None, webhook: str | None,
+           limit: int, as_json: bool) -> None:
+    """Alerts newest first: id, topic, webhook, status, attempts, last error, title."""
+    import json
+
+    config, store = work_store(config_path)
+    try:
+        rows = store.list_alerts(status=status, topic=topic, webhook=webhook, limit=limit)
+        notes = webhook_notes(config, store)
+    finally:
+        store.close()
+    for row in rows:
+        row["waiting"] = notes.get(row["webhook"]) if row["status"] == "pending" else None
+    if as_json:
+        click.echo(json.dumps(rows, default=lambda v: v.isoformat().replace("+00:00", "Z"),
+                              ensure_ascii=False, indent=2))
+        return
+    for row in rows:
+        error = f": {row['last_error']}" if row["last_error"] else ""
+        click.echo(f"{row['id']} {row['status']:<9} {row['topic']} → {row['webhook']} "
+                   f"{when(row['created_at'])}, {row['attempts']} attempts{error}")
+        click.echo(f"    {row['title']}")
+        if row["waiting"]:
+            click.echo(f"    waiting: {row['waiting']}")
+    click.echo(f"{len(rows)} alerts")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("ids", nargs=-1)
+@click.option("--failed", "failed", is_flag=True, help="Every dead letter (of --webhook W).")
+@click.option("--webhook", help="With --failed: only this webhook's.")
+@user_errors
+def redeliver(config_path: Path, ids: tuple[str, ...], failed: bool, webhook: str | None) -> None:
+    """Queue alerts again, keeping their webhook-id: IDs, or --failed [--webhook W]."""
+    if bool(ids) == failed:
+        fail("give alert IDs, or --failed (with --webhook W for one webhook's)")
+    if webhook and not failed:
+        fail("--webhook goes with --failed")
+    _, store = work_store(config_path)
+    try:
+        queued, unknown = store.requeue(now=datetime.now(UTC), ids=ids, all_failed=failed,
+                                        failed_for=webhook)
+    finally:
+        store.close()
+    if unknown:
+        fail(f"no alert with id {', '.join(unknown)}; nothing queued")
+    click.echo(f"queued {queued} alerts; the daemon (or `monitor once`) delivers them")
+
+
+def work_store(config_path: Path) -> tuple[Config, Store]:
+    """The config, and its database past the schema gate, for a command that reads it."""
+    from monitor.store import open_store, sqlite_file
+
+    config = configure(config_path)
+    file = sqlite_file(config.settings.database)
+    if file is not None and not file.exists():
+        fail(f"no database at {file} yet: nothing has been polled (`monitor run` creates it)")
+    return config, open_store(config.settings.database, auto_migrate=config.settings.auto_migrate,
+                              config_path=str(config_path))
 
 
 def when(moment: datetime | None) -> str:

@@ -59,6 +59,11 @@ class ServerConfig:
     port: int
 
 
+# Delay after each failed attempt (Svix's schedule): 7 retries over about 28 hours.
+DEFAULT_RETRY = tuple(timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000))
+MAX_RETRIES = 30
+
+
 @dataclass(frozen=True)
 class WebhookConfig:
     name: str
@@ -66,6 +71,7 @@ class WebhookConfig:
     format: str = "json"
     secret: str | None = field(default=None, repr=False)
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    retry: tuple[timedelta, ...] = DEFAULT_RETRY  # delay after each failed attempt
 
 
 @dataclass(frozen=True)
@@ -430,7 +436,7 @@ _TOP_KEYS = ("monitor", "server", "webhooks", "feeds", "topics")
 _SETTINGS_KEYS = ("database", "interval", "first_poll", "recent", "concurrency", "timeout",
                   "retention", "auto_migrate", "log_format")
 _SERVER_KEYS = ("listen",)
-_WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers")
+_WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry")
 _FEED_KEYS = ("url", "name", "interval", "tags")
 _TOPIC_KEYS = ("name", "title", "query", "webhooks", "feeds")
 
@@ -549,9 +555,31 @@ def _webhook(table: _Table) -> WebhookConfig | None:
     format_ = table.choice("format", FORMATS)
     secret = _secret(table)
     headers = _headers(table)
+    retry = _retry(table)
     if name is None or url is None:
         return None
-    return WebhookConfig(name, url, format_ or "json", secret, headers)
+    return WebhookConfig(name, url, format_ or "json", secret, headers,
+                         DEFAULT_RETRY if retry is None else retry)
+
+
+def _retry(table: _Table) -> tuple[timedelta, ...] | None:
+    """`retry = ["5s", "5m", ...]`: the delay after each failed attempt; [] never retries."""
+    if "retry" not in table.data:
+        return None
+    value = table.data["retry"]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        table.problem("retry", 'expected a list of durations, like ["5s", "5m", "30m"]')
+        return None
+    if len(value) > MAX_RETRIES:
+        table.problem("retry", f"at most {MAX_RETRIES} retries")
+        return None
+    delays = []
+    for i, text in enumerate(value):
+        try:
+            delays.append(parse_duration(text))
+        except ValueError as e:
+            table.check.add((*table.path, "retry", i), str(e))
+    return tuple(delays) if len(delays) == len(value) else None
 
 
 def _http_url(table: _Table, key: str) -> str | None:

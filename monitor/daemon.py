@@ -57,6 +57,8 @@ class Service:
         """Adopt a config (startup or reload): the feeds table first, then the snapshot that
         polls and deliveries read. Blocking: call it off the event loop."""
         self.store.sync_feeds(runtime.feed_schedule(), self.clock())
+        for name in self.store.enable_webhooks(runtime.webhooks_by_name):
+            event("webhook_enabled", webhook=name)
         self.runtime = self.pipeline.runtime = self.outbox.runtime = runtime
 
     def prune(self) -> PruneStats:

@@ -10,6 +10,7 @@ import json
 import random
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -17,16 +18,15 @@ from types import TracebackType
 import httpx
 
 from monitor import USER_AGENT
-from monitor.config import WebhookConfig
+from monitor.config import DEFAULT_RETRY, WebhookConfig
 from monitor.formats import AlertMessage, render
 from monitor.httputil import parse_retry_after
 
-# Delay after attempt n (1-based); after the last one the alert has failed for good.
-SCHEDULE = tuple(
-    timedelta(seconds=s) for s in (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
-)
-MAX_RETRY_AFTER = 3600.0  # a receiver may slow us down, but not park an alert for a day
-JITTER = 0.1              # ±10%, so that alerts failed together do not retry together
+MAX_RETRY_AFTER = 36000.0  # a receiver may slow us down up to the longest default delay, no more
+JITTER = 0.2               # ±20%, so that alerts failed together do not retry together
+# Answers that another attempt cannot fix: the alert is a dead letter at once.
+PERMANENT = frozenset({400, 401, 403, 404, 413})
+GONE = 410                 # the endpoint is gone for good: the webhook is disabled
 _BODY_LIMIT = 64 * 1024   # read no more of a response than an error message needs
 _SNIPPET = 200
 
@@ -153,8 +153,9 @@ def _judge(
     elapsed_ms: int,
     secrets: tuple[str, ...] = (),
 ) -> Outcome:
-    """Classify a response: 2xx ok; 5xx, 408 and 429 retryable; anything else (other 4xx,
-    including 410, and 3xx, which is never followed) a failure not worth repeating."""
+    """Classify a response: 2xx ok; 400, 401, 403, 404, 413 and 410 not worth repeating;
+    anything else (3xx, which is never followed, 5xx, 408, 429, other 4xx) a failure
+    retried on the schedule."""
     if 200 <= status < 300:
         return Outcome(True, status, None, False, None, elapsed_ms)
     if 300 <= status < 400:
@@ -162,20 +163,22 @@ def _judge(
     else:
         snippet = _snippet(body, secrets)
         error = f"HTTP {status}: {snippet}" if snippet else f"HTTP {status}"
-    retryable = status >= 500 or status in (408, 429)
+    retryable = status not in PERMANENT and status != GONE
     return Outcome(False, status, error, retryable, _retry_after(headers, body, now), elapsed_ms)
 
 
 def next_attempt_delay(
-    attempts: int, outcome: Outcome, *, rng: random.Random | None = None
+    attempts: int, outcome: Outcome, *, schedule: Sequence[timedelta] = DEFAULT_RETRY,
+    rng: random.Random | None = None,
 ) -> timedelta | None:
-    """How long to wait after `attempts` attempts (≥1) ending in `outcome`; None to stop:
-    success, a failure not worth repeating, or the schedule is used up."""
+    """How long to wait after `attempts` attempts (≥1) ending in `outcome`, by the
+    webhook's `schedule` (the delay after each failed attempt); None to stop: success, a
+    failure not worth repeating, or the schedule is used up."""
     if attempts < 1:
         raise ValueError("attempts counts the attempts made, so it is at least 1")
-    if outcome.ok or not outcome.retryable or attempts > len(SCHEDULE):
+    if outcome.ok or not outcome.retryable or attempts > len(schedule):
         return None
-    delay = SCHEDULE[attempts - 1].total_seconds() * (rng or random).uniform(1 - JITTER, 1 + JITTER)
+    delay = schedule[attempts - 1].total_seconds() * (rng or random).uniform(1 - JITTER, 1 + JITTER)
     if outcome.retry_after is not None:
         # Jitter never brings a retry forward of what the receiver asked for.
         delay = max(delay, min(outcome.retry_after, MAX_RETRY_AFTER))

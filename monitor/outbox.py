@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor.deliver import Outcome, Sender, next_attempt_delay
+from monitor.config import WebhookConfig
+from monitor.deliver import GONE, Outcome, Sender, next_attempt_delay
 from monitor.formats import AlertMessage
 from monitor.log import event
 from monitor.metrics import Metrics
@@ -55,19 +56,24 @@ class Outbox:
         """Send every alert that is due now, in batches, until none is left due."""
         stats = DeliveryStats()
         runtime = self.runtime  # one snapshot per pass, as a poll keeps one
-        hooks = runtime.webhooks_by_name
-        while True:
+        disabled = await asyncio.to_thread(self.store.disabled_webhooks)
+        hooks = {name: hook for name, hook in runtime.webhooks_by_name.items() if name not in disabled}
+        while hooks:
             due = await asyncio.to_thread(self.store.due_alerts, self.clock(), BATCH, list(hooks))
             if not due:
-                return stats
+                break
             outcomes = await asyncio.gather(*(
                 self.sender.send(to_message(a, runtime), hooks[a.webhook], now=self.clock())
                 for a in due
             ))
             for alert, outcome in zip(due, outcomes, strict=True):
-                await asyncio.to_thread(self._record, alert, outcome, stats)
+                await asyncio.to_thread(self._record, alert, outcome, hooks[alert.webhook], stats)
+                if outcome.status == GONE:
+                    hooks.pop(alert.webhook, None)
+        return stats
 
-    def _record(self, alert: PendingAlert, outcome: Outcome, stats: DeliveryStats) -> None:
+    def _record(self, alert: PendingAlert, outcome: Outcome, hook: WebhookConfig,
+                stats: DeliveryStats) -> None:
         now = self.clock()
         attempts = alert.attempts + 1
         fields: dict[str, Any] = dict(alert=alert.id, topic=alert.topic, webhook=alert.webhook,
@@ -79,7 +85,20 @@ class Outbox:
             self.metrics.delivered("delivered", outcome.elapsed_ms / 1000)
             event("delivered", **fields)
             return
-        delay = next_attempt_delay(attempts, outcome, rng=self.rng)
+        if outcome.status == GONE:
+            # The endpoint is gone: switch the webhook off and keep its alerts pending for
+            # when a reload switches it on again (the operator fixed its URL, say).
+            if hook.name not in self.store.disabled_webhooks():
+                self.store.disable_webhook(hook.name, reason=outcome.error or "HTTP 410", now=now)
+                event("webhook_disabled", logging.ERROR, webhook=hook.name, error=outcome.error,
+                      note="its alerts wait; a reload or restart enables it again")
+            self.store.record_attempt(alert.id, now=now, status_code=outcome.status,
+                                      error=outcome.error, elapsed_ms=outcome.elapsed_ms,
+                                      outcome="retry", next_attempt_at=now)
+            stats.retrying += 1
+            self.metrics.delivered("retry", outcome.elapsed_ms / 1000)
+            return
+        delay = next_attempt_delay(attempts, outcome, schedule=hook.retry, rng=self.rng)
         if delay is None:
             self.store.record_attempt(alert.id, now=now, status_code=outcome.status,
                                       error=outcome.error, elapsed_ms=outcome.elapsed_ms,

@@ -28,13 +28,14 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import schema
 from monitor.errors import LeaseLost, SchemaError, StorageError
 from monitor.log import event
 from monitor.metrics import StoreFigures
 from monitor.schema import SchemaState
-from monitor.tables import alerts, deliveries, feeds, items, tombstones
+from monitor.tables import alerts, deliveries, feeds, items, tombstones, webhook_state
 
 T = TypeVar("T")
 TOMBSTONE_REFRESH = timedelta(days=1)  # how stale a served tombstone's seen_at may get
@@ -478,6 +479,72 @@ class Store:
                 error=error, elapsed_ms=elapsed_ms,
             ))
             conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def disabled_webhooks(self) -> dict[str, tuple[datetime, str]]:
+        """Webhooks switched off by a 410: name → (since, reason)."""
+        with self.transaction(write=False) as conn:
+            return {r.name: (r.disabled_at, r.reason) for r in conn.execute(select(webhook_state))}
+
+    def disable_webhook(self, name: str, *, reason: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(webhook_state.delete().where(webhook_state.c.name == name))
+            conn.execute(webhook_state.insert().values(name=name, disabled_at=now, reason=reason[:1024]))
+
+    def enable_webhooks(self, names: Iterable[str]) -> list[str]:
+        """Switch these webhooks on again (a reload); the ones that were off."""
+        names = list(names)
+        with self.transaction() as conn:
+            were_off = list(conn.execute(select(webhook_state.c.name).where(
+                webhook_state.c.name.in_(names))).scalars())
+            if were_off:
+                conn.execute(webhook_state.delete().where(webhook_state.c.name.in_(were_off)))
+        return were_off
+
+    def pending_by_webhook(self) -> dict[str, int]:
+        with self.transaction(write=False) as conn:
+            return dict(conn.execute(select(alerts.c.webhook, func.count()).where(
+                alerts.c.status == "pending").group_by(alerts.c.webhook)).all())
+
+    def list_alerts(self, *, status: str | None = None, topic: str | None = None,
+                    webhook: str | None = None, limit: int = 50) -> list[dict]:
+        """Alerts newest first, with their item's title and link, for `monitor alerts`."""
+        query = (
+            select(alerts.c.id, alerts.c.topic, alerts.c.webhook, alerts.c.status, alerts.c.attempts,
+                   alerts.c.last_error, alerts.c.created_at, alerts.c.next_attempt_at,
+                   alerts.c.delivered_at, items.c.title, items.c.link)
+            .join(items, items.c.id == alerts.c.item_id)
+            .order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
+        )
+        for column, value in ((alerts.c.status, status), (alerts.c.topic, topic), (alerts.c.webhook, webhook)):
+            if value is not None:
+                query = query.where(column == value)
+        with self.transaction(write=False) as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def requeue(self, *, now: datetime, ids: Sequence[str] = (), failed_for: str | None = None,
+                all_failed: bool = False) -> tuple[int, list[str]]:
+        """Queue alerts again (`monitor redeliver`), keeping their ids: the given ones (any
+        state), or every failed one (of one webhook). Their retry schedule starts over; the
+        attempt log keeps the history. Returns (queued, unknown ids); with an unknown id
+        nothing is queued."""
+        with self.transaction() as conn:
+            if ids:
+                known = set(conn.execute(select(alerts.c.id).where(alerts.c.id.in_(list(ids)))).scalars())
+                unknown = [i for i in ids if i not in known]
+                if unknown:
+                    return 0, unknown
+                which: ColumnElement[bool] = alerts.c.id.in_(list(ids))
+            elif all_failed or failed_for is not None:
+                which = alerts.c.status == "failed"
+                if failed_for is not None:
+                    which = which & (alerts.c.webhook == failed_for)
+            else:
+                return 0, []
+            queued = conn.execute(update(alerts).where(which).values(
+                status="pending", attempts=0, next_attempt_at=now, delivered_at=None)).rowcount
+        return queued, []
 
     def failing_alerts(self) -> int:
         """Alerts that failed for good or whose last attempt failed."""

@@ -122,6 +122,15 @@ alerts = Table(
 Index("ix_alerts_due", alerts.c.status, alerts.c.next_attempt_at)
 Index("ix_alerts_item", alerts.c.item_id)  # retention finds an item's alerts
 
+# Webhooks switched off by the daemon (a 410 Gone); a reload or restart switches them on.
+webhook_state = Table(
+    "webhook_state",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("disabled_at", UTCDateTime, nullable=False),
+    Column("reason", String(1024), nullable=False),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

@@ -17,8 +17,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from monitor import USER_AGENT
-from monitor.config import WebhookConfig
-from monitor.deliver import SCHEDULE, Outcome, Sender, next_attempt_delay, sign
+from monitor.config import DEFAULT_RETRY, WebhookConfig, parse_duration
+from monitor.deliver import Outcome, Sender, next_attempt_delay, sign
 from monitor.formats import AlertMessage, render, sample_message
 from tests.support.receiver import Receiver
 
@@ -170,8 +170,8 @@ def test_secrets_never_appear_in_reprs_or_errors(receiver: Receiver) -> None:
 
 @pytest.mark.parametrize(
     ("status", "retryable"),
-    [(500, True), (502, True), (503, True), (504, True), (408, True), (429, True),
-     (400, False), (401, False), (403, False), (404, False), (410, False), (422, False)],
+    [(500, True), (502, True), (503, True), (504, True), (408, True), (429, True), (422, True),
+     (409, True), (400, False), (401, False), (403, False), (404, False), (413, False), (410, False)],
 )
 def test_status_decides_whether_to_retry(receiver: Receiver, status: int, retryable: bool) -> None:
     receiver.respond([status])
@@ -197,7 +197,7 @@ def test_error_carries_the_start_of_the_response_body(receiver: Receiver) -> Non
 def test_redirect_is_a_failure_and_not_followed(receiver: Receiver, status: int) -> None:
     receiver.respond([(status, {"Location": receiver.url("/elsewhere")})])
     outcome = deliver(webhook(receiver.url()))
-    assert (outcome.ok, outcome.status, outcome.retryable) == (False, status, False)
+    assert (outcome.ok, outcome.status, outcome.retryable) == (False, status, True)
     assert outcome.error == f"HTTP {status}: redirect not followed"
     assert [r.path for r in receiver.requests] == ["/hook"]
 
@@ -284,23 +284,30 @@ FAILED = Outcome(False, 503, "HTTP 503", True, None, 10)
 
 
 @pytest.mark.parametrize(
-    ("attempts", "seconds"),
-    [(1, 5), (2, 30), (3, 120), (4, 600), (5, 1800), (6, 3600), (7, 7200), (8, 14400), (9, 28800)],
+    ("attempts", "delay"),
+    [(1, "5s"), (2, "5m"), (3, "30m"), (4, "2h"), (5, "5h"), (6, "10h"), (7, "10h")],
 )
-def test_schedule(attempts: int, seconds: int) -> None:
-    assert next_attempt_delay(attempts, FAILED, rng=NoJitter()) == timedelta(seconds=seconds)
+def test_default_schedule_is_svix(attempts: int, delay: str) -> None:
+    assert next_attempt_delay(attempts, FAILED, rng=NoJitter()) == parse_duration(delay)
 
 
-def test_schedule_gives_up_after_ten_attempts() -> None:
-    assert len(SCHEDULE) == 9
-    assert next_attempt_delay(10, FAILED) is None
+def test_schedule_gives_up_after_eight_attempts() -> None:
+    assert len(DEFAULT_RETRY) == 7
+    assert next_attempt_delay(8, FAILED) is None
 
 
-def test_jitter_stays_within_ten_percent() -> None:
+def test_a_webhook_schedule_of_its_own() -> None:
+    schedule = (timedelta(seconds=1), timedelta(seconds=2))
+    assert next_attempt_delay(2, FAILED, schedule=schedule, rng=NoJitter()) == timedelta(seconds=2)
+    assert next_attempt_delay(3, FAILED, schedule=schedule) is None
+    assert next_attempt_delay(1, FAILED, schedule=()) is None  # retry = [] never retries
+
+
+def test_jitter_stays_within_twenty_percent() -> None:
     rng = random.Random(7)
     delays = {next_attempt_delay(2, FAILED, rng=rng) for _ in range(200)}
-    assert all(timedelta(seconds=27) <= d <= timedelta(seconds=33) for d in delays if d)
-    assert len(delays) > 100
+    assert all(timedelta(seconds=240) <= d <= timedelta(seconds=360) for d in delays if d)
+    assert min(d for d in delays if d) < timedelta(seconds=260) and max(d for d in delays if d) > timedelta(seconds=340)
 
 
 @pytest.mark.parametrize(
@@ -309,7 +316,7 @@ def test_jitter_stays_within_ten_percent() -> None:
         Outcome(True, 200, None, False, None, 10),
         Outcome(False, 400, "HTTP 400", False, None, 10),
         Outcome(False, 410, "HTTP 410", False, None, 10),
-        Outcome(False, 302, "HTTP 302: redirect not followed", False, None, 10),
+        Outcome(False, 413, "HTTP 413", False, None, 10),
     ],
 )
 def test_no_retry_for_success_or_permanent_failure(outcome: Outcome) -> None:
@@ -323,12 +330,12 @@ def test_retry_after_longer_than_the_schedule_wins() -> None:
 
 def test_retry_after_shorter_than_the_schedule_does_not_hurry_it() -> None:
     throttled = Outcome(False, 429, "HTTP 429", True, 1.0, 10)
-    assert next_attempt_delay(4, throttled, rng=NoJitter()) == timedelta(minutes=10)
+    assert next_attempt_delay(2, throttled, rng=NoJitter()) == timedelta(minutes=5)
 
 
-def test_retry_after_is_clamped_to_an_hour() -> None:
+def test_retry_after_is_clamped_to_ten_hours() -> None:
     throttled = Outcome(False, 503, "HTTP 503", True, 86400.0, 10)
-    assert next_attempt_delay(1, throttled, rng=NoJitter()) == timedelta(hours=1)
+    assert next_attempt_delay(1, throttled, rng=NoJitter()) == timedelta(hours=10)
 
 
 def test_attempts_start_at_one() -> None:

@@ -67,7 +67,8 @@ class Outbox:
                 for a in due
             ))
             for alert, outcome in zip(due, outcomes, strict=True):
-                await asyncio.to_thread(self._record, alert, outcome, hooks[alert.webhook], stats)
+                await asyncio.to_thread(self._record, alert, outcome,
+                                        runtime.webhooks_by_name[alert.webhook], stats)
                 if outcome.status == GONE:
                     hooks.pop(alert.webhook, None)
         return stats

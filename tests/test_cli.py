@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -173,8 +174,54 @@ def test_once_exits_1_while_a_delivery_is_failing(tmp_path: Path) -> None:
     assert "failing deliveries:" in status.stdout and "HTTP 503" in status.stdout
 
 
+def test_dead_letters_are_listed_and_redelivered_with_their_id(tmp_path: Path) -> None:
+    with FeedServer() as server, Receiver(secret=SECRET) as receiver:
+        server.set("/f.xml", rss([]))
+        config = str(write(tmp_path, hook_url=receiver.url(), feed_url=server.url("/f.xml")))
+        monitor("once", "-c", config)
+        server.set("/f.xml", rss([{"title": "Ceasefire agreed", "guid": "9"},
+                                  {"title": "New START talks", "guid": "10"}]))
+        receiver.respond([403, 403])  # permanent: both dead letters at once
+        assert monitor("once", "--all", "-c", config).returncode == 1
+        dead_ids = {r.headers["webhook-id"] for r in receiver.requests}
+
+        listed = monitor("alerts", "--failed", "--json", "-c", config)
+        assert listed.returncode == 0, listed.stderr
+        rows = json.loads(listed.stdout)
+        assert {r["id"] for r in rows} == dead_ids
+        assert {(r["status"], r["attempts"], r["last_error"]) for r in rows} == {("failed", 1, "HTTP 403")}
+        text = monitor("alerts", "--topic", "arms", "-c", config).stdout
+        assert "failed" in text and "New START talks" in text and "Ceasefire agreed" not in text
+
+        unknown = monitor("redeliver", "NOPE", "-c", config)
+        assert unknown.returncode == 2 and "no alert with id NOPE; nothing queued" in unknown.stderr
+        assert monitor("redeliver", "-c", config).returncode == 2  # IDs or --failed
+        queued = monitor("redeliver", "--failed", "--webhook", "ops", "-c", config)
+        assert queued.returncode == 0 and "queued 2 alerts" in queued.stdout
+        assert monitor("once", "-c", config).returncode == 0
+        redelivered = [r for r in receiver.received]
+        assert {r.headers["webhook-id"] for r in redelivered} == dead_ids
+        assert all(r.verified for r in redelivered)
+        assert json.loads(monitor("alerts", "--delivered", "--json", "-c", config).stdout)[0]["attempts"] == 1
+
+
+def test_status_shows_alerts_waiting_for_a_removed_webhook(tmp_path: Path) -> None:
+    with FeedServer() as server:
+        server.set("/f.xml", rss([]))
+        config = write(tmp_path, feed_url=server.url("/f.xml"))
+        monitor("once", "-c", str(config))
+        server.set("/f.xml", rss([{"title": "Ceasefire agreed", "guid": "9"}]))
+        monitor("once", "--all", "-c", str(config))  # the webhook is unreachable: pending
+        config.write_text(config.read_text().replace('name = "ops"', 'name = "ops2"'))
+        status = monitor("status", "-c", str(config))
+        pending = monitor("alerts", "--pending", "-c", str(config))
+    assert "  ops2: enabled; 0 pending" in status.stdout
+    assert "  ops: not in the config: its alerts wait until it is added back; 1 pending" in status.stdout
+    assert "waiting: not in the config" in pending.stdout
+
+
 def test_python_dash_m_and_help() -> None:
     result = monitor("--help")
     assert result.returncode == 0
-    for command in ("run", "once", "check", "test-webhook", "match", "status"):
+    for command in ("run", "once", "check", "test-webhook", "match", "status", "alerts", "redeliver", "db"):
         assert command in result.stdout

@@ -33,7 +33,8 @@ class Clock:
 
 
 def write_config(tmp_path: Path, server: FeedServer, database: str, *, first_poll: str = "baseline",
-                 extra_feeds: str = "", topics: str | None = None) -> Config:
+                 extra_feeds: str = "", topics: str | None = None,
+                 hook_url: str = "http://127.0.0.1:9/hook", hook_extra: str = "") -> Config:
     topics = topics or '''
 [[topics]]
 name = "peace"
@@ -53,7 +54,8 @@ recent = "24h"
 
 [[webhooks]]
 name = "ops"
-url = "http://127.0.0.1:9/hook"
+url = "{hook_url}"
+{hook_extra}
 
 [[feeds]]
 url = "{server.url('/a.xml')}"

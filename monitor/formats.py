@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -52,7 +52,29 @@ def render(message: AlertMessage, webhook: WebhookConfig) -> Rendered:
         renderer = _RENDERERS[webhook.format]
     except KeyError:
         raise ValueError(f"unknown webhook format {webhook.format!r}") from None
-    return renderer(message, webhook.url)
+    return renderer(defang(message), webhook.url)
+
+
+# C0 and C1 control characters (tab and newline aside), DEL, and the bidirectional
+# embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) with which a feed could
+# make a title read backwards, or hide text, in a chat client.
+_HOSTILE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_hostile(text: str) -> str:
+    return _HOSTILE.sub("", text)
+
+
+def defang(message: AlertMessage) -> AlertMessage:
+    """The message with hostile characters removed from every text a feed controls."""
+    return replace(
+        message,
+        title=strip_hostile(message.title), summary=strip_hostile(message.summary),
+        feed_name=strip_hostile(message.feed_name),
+        topic_title=strip_hostile(message.topic_title) if message.topic_title else None,
+        guid=strip_hostile(message.guid) if message.guid else None,
+        matched=tuple(strip_hostile(m) for m in message.matched),
+    )
 
 
 def new_alert_id(now: datetime) -> str:

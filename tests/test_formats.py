@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from monitor.config import WebhookConfig
+from monitor.config import FORMATS, WebhookConfig
 from monitor.formats import AlertMessage, new_alert_id, render, sample_message, truncate
 
 NOW = datetime(2026, 11, 28, 18, 0, 0, 123456, tzinfo=UTC)
@@ -383,3 +383,20 @@ def test_sample_message_is_obviously_a_test_and_unique() -> None:
     assert "test" in first.title.lower()
     assert first.created_at == NOW
     assert "." not in first.alert_id
+
+
+HOSTILE = "\u202eevil\u202c \u2066hidden\u2069 bell\x07 esc\x1b[31m nul\x00 c1\x85 del\x7f"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_control_and_bidi_characters_never_reach_any_format(fmt: str) -> None:
+    message = dataclasses.replace(
+        sample_message(datetime(2026, 11, 28, tzinfo=UTC)), title=f"Title {HOSTILE}",
+        summary=f"Summary {HOSTILE}", feed_name=f"Feed {HOSTILE}", topic_title=f"Topic {HOSTILE}")
+    rendered = render(message, hook(fmt))
+    headers = [b.decode(c or "ascii") if isinstance(b, bytes) else b
+               for value in rendered.headers.values() for b, c in decode_header(value)]
+    text = rendered.body.decode() + " ".join(headers)
+    for char in "\u202e\u202c\u2066\u2069\x07\x1b\x00\x85\x7f":
+        assert char not in text and json.dumps(char)[1:-1] not in text, (fmt, repr(char))
+    assert "evil" in text and "hidden" in text  # the words stay; only the characters go

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -25,10 +28,34 @@ from monitor.retention import PruneStats, prune
 from monitor.runtime import Runtime
 from monitor.scheduler import build_scheduler
 from monitor.server import Liveness, OpsServer
-from monitor.store import FeedState, Store, open_store
+from monitor.store import FeedState, Store, open_store, sqlite_file
 
 SHUTDOWN_GRACE = 10.0           # seconds in-flight work gets after SIGTERM/SIGINT
 STALE_LOOP = 60.0               # /healthz fails when the poll loop has not ticked for this long
+# The maintenance job runs hourly; its holder renews the lease each time, and if it dies
+# another instance takes over within the hour.
+MAINTENANCE_LEASE = timedelta(minutes=65)
+
+
+def hold_run_lock(database: str) -> IO[bytes] | None:
+    """On SQLite one daemon per database file: an exclusive lock on a file beside it, held
+    until the process ends (the kernel drops it even after SIGKILL). `once` takes none."""
+    file = sqlite_file(database)
+    if file is None:
+        return None
+    path = file.with_name(file.name + ".run-lock")
+    try:
+        handle = path.open("ab")
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise MonitorError(
+            f"another `monitor run` is already using {file} (it holds {path}): on SQLite one "
+            "daemon runs per database; for several instances use PostgreSQL "
+            "(`monitor once` beside a daemon is fine)") from None
+    except OSError as e:
+        raise MonitorError(f"cannot lock {path}: {e.strerror or e}") from e
+    return handle
 
 
 class Service:
@@ -123,6 +150,8 @@ class Daemon:
 
     def __init__(self, config: Config):
         self.path = Path(config.path)
+        self.instance = uuid.uuid4().hex
+        self._run_lock = hold_run_lock(config.settings.database)
         self.service = Service(config)
         self.inflight: set[asyncio.Task] = set()   # ticks, poll tasks, the delivery pass
         self.stopping = asyncio.Event()
@@ -162,6 +191,8 @@ class Daemon:
             await service.aclose()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            if self._run_lock:
+                self._run_lock.close()
             event("stopped")
 
     def start_server(self, config: Config) -> None:
@@ -250,10 +281,15 @@ class Daemon:
             event("deliver_tick_failed", logging.ERROR, error=str(e))
 
     async def maintain(self) -> None:
-        """Retention, in the background; a failure is logged and tried again next time."""
+        """Retention, in the background and in one instance at a time (the one holding the
+        maintenance lease); a failure is logged and tried again next time."""
         if self.stopping.is_set():
             return
         try:
+            store = self.service.store
+            if not await asyncio.to_thread(store.take_lease, "maintenance", self.instance, MAINTENANCE_LEASE):
+                event("maintenance_skipped", note="another instance holds the maintenance lease")
+                return
             await asyncio.to_thread(self.service.prune)
         except Exception as e:
             event("maintenance_failed", logging.ERROR, error=f"{type(e).__name__}: {e}",

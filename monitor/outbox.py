@@ -7,18 +7,23 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.config import WebhookConfig
 from monitor.deliver import GONE, Outcome, Sender, next_attempt_delay
 from monitor.formats import AlertMessage
+from monitor.errors import LeaseLost
 from monitor.log import event
 from monitor.metrics import Metrics
 from monitor.runtime import Runtime
 from monitor.store import PendingAlert, Store
 
 BATCH = 100
+# A batch's sends take at most the sender's 15 s timeout (they run at once, 16 at a time,
+# so a full batch of slow receivers takes several rounds): a deliverer that dies loses its
+# leases after this, and the alerts are due again.
+LEASE = timedelta(minutes=5)
 
 
 @dataclass
@@ -59,7 +64,8 @@ class Outbox:
         disabled = await asyncio.to_thread(self.store.disabled_webhooks)
         hooks = {name: hook for name, hook in runtime.webhooks_by_name.items() if name not in disabled}
         while hooks:
-            due = await asyncio.to_thread(self.store.due_alerts, self.clock(), BATCH, list(hooks))
+            due = await asyncio.to_thread(self.store.claim_due_alerts, self.clock(), BATCH,
+                                          list(hooks), LEASE)
             if not due:
                 break
             outcomes = await asyncio.gather(*(
@@ -78,41 +84,45 @@ class Outbox:
         now = self.clock()
         attempts = alert.attempts + 1
         fields: dict[str, Any] = dict(alert=alert.id, topic=alert.topic, webhook=alert.webhook,
-                      status=outcome.status, attempt=attempts, ms=outcome.elapsed_ms)
+                                      status=outcome.status, attempt=attempts, ms=outcome.elapsed_ms)
+        gone = outcome.status == GONE
+        delay = None if outcome.ok or gone else next_attempt_delay(
+            attempts, outcome, schedule=hook.retry, rng=self.rng)
         if outcome.ok:
-            self.store.record_attempt(alert.id, now=now, status_code=outcome.status, error=None,
-                                      elapsed_ms=outcome.elapsed_ms, outcome="delivered")
-            stats.delivered += 1
-            self.metrics.delivered("delivered", outcome.elapsed_ms / 1000)
-            event("delivered", **fields)
+            result, retry_at = "delivered", None
+        elif gone:
+            # The endpoint is gone: the webhook is switched off and its alerts wait,
+            # pending, for a reload to switch it on again (its URL fixed, say).
+            result, retry_at = "retry", now
+        elif delay is None:
+            result, retry_at = "failed", None
+        else:
+            result, retry_at = "retry", now + delay
+        try:
+            self.store.record_attempt(alert.id, now=now, status_code=outcome.status,
+                                      error=outcome.error, elapsed_ms=outcome.elapsed_ms,
+                                      outcome=result, next_attempt_at=retry_at,
+                                      lease_token=alert.lease_token)
+        except LeaseLost:
+            # This send outlived its lease and another deliverer has the alert now: its
+            # record stands (a receiver may see this id twice: at-least-once).
+            event("delivery_lease_lost", logging.WARNING, **fields)
             return
-        if outcome.status == GONE:
-            # The endpoint is gone: switch the webhook off and keep its alerts pending for
-            # when a reload switches it on again (the operator fixed its URL, say).
+        self.metrics.delivered(result, outcome.elapsed_ms / 1000)
+        if outcome.ok:
+            stats.delivered += 1
+            event("delivered", **fields)
+        elif gone:
+            stats.retrying += 1
             if hook.name not in self.store.disabled_webhooks():
                 self.store.disable_webhook(hook.name, reason=outcome.error or "HTTP 410", now=now)
                 event("webhook_disabled", logging.ERROR, webhook=hook.name, error=outcome.error,
                       note="its alerts wait; a reload or restart enables it again")
-            self.store.record_attempt(alert.id, now=now, status_code=outcome.status,
-                                      error=outcome.error, elapsed_ms=outcome.elapsed_ms,
-                                      outcome="retry", next_attempt_at=now)
-            stats.retrying += 1
-            self.metrics.delivered("retry", outcome.elapsed_ms / 1000)
-            return
-        delay = next_attempt_delay(attempts, outcome, schedule=hook.retry, rng=self.rng)
-        if delay is None:
-            self.store.record_attempt(alert.id, now=now, status_code=outcome.status,
-                                      error=outcome.error, elapsed_ms=outcome.elapsed_ms,
-                                      outcome="failed")
+        elif result == "failed":
             stats.failed += 1
-            self.metrics.delivered("failed", outcome.elapsed_ms / 1000)
             event("delivery_failed", logging.ERROR, error=outcome.error, **fields)
-            return
-        retry_at = now + delay
-        self.store.record_attempt(alert.id, now=now, status_code=outcome.status,
-                                  error=outcome.error, elapsed_ms=outcome.elapsed_ms,
-                                  outcome="retry", next_attempt_at=retry_at)
-        stats.retrying += 1
-        self.metrics.delivered("retry", outcome.elapsed_ms / 1000)
-        event("delivery_retry", logging.WARNING, error=outcome.error,
-              retry_at=retry_at.isoformat(timespec="seconds"), **fields)
+        else:
+            stats.retrying += 1
+            assert retry_at is not None
+            event("delivery_retry", logging.WARNING, error=outcome.error,
+                  retry_at=retry_at.isoformat(timespec="seconds"), **fields)

@@ -6,7 +6,7 @@ import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,7 +35,7 @@ from monitor.errors import LeaseLost, SchemaError, StorageError
 from monitor.log import event
 from monitor.metrics import StoreFigures
 from monitor.schema import SchemaState
-from monitor.tables import alerts, deliveries, feeds, items, tombstones, webhook_state
+from monitor.tables import alerts, deliveries, feeds, items, leases, tombstones, webhook_state
 
 T = TypeVar("T")
 TOMBSTONE_REFRESH = timedelta(days=1)  # how stale a served tombstone's seen_at may get
@@ -106,6 +106,7 @@ class PendingAlert:
     guid: str | None
     feed_name: str
     feed_url: str
+    lease_token: str = ""     # the claim's; "" when read without claiming
 
 
 def key_hash(key: str) -> bytes:
@@ -186,7 +187,10 @@ def sqlite_file(url: str) -> Path | None:
 class Store:
     """The database: opened once per process, used by the pipeline, outbox and CLI."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, lease_clock: Callable[[], datetime] | None = None):
+        # Lease expiries come from one clock all instances share: the database's (on SQLite,
+        # one host's). Tests that drive time by hand pass their own.
+        self._lease_clock = lease_clock
         try:
             sa_url = make_url(url)
         except ArgumentError as e:
@@ -268,6 +272,15 @@ class Store:
             before = schema.schema_state(conn)
             return before, schema.upgrade(conn)
 
+    def lease_now(self, conn: Connection) -> datetime:
+        """The time leases are measured by: the database server's clock on PostgreSQL."""
+        if self._lease_clock is not None:
+            return self._lease_clock()
+        if conn.dialect.name == "postgresql":
+            naive = conn.execute(select(func.timezone("UTC", func.clock_timestamp()))).scalar_one()
+            return naive.replace(tzinfo=UTC)
+        return datetime.now(UTC)
+
     def ping(self) -> None:
         """Raise StorageError unless the database answers."""
         with self.transaction(write=False) as conn:
@@ -311,19 +324,21 @@ class Store:
         """Lease up to `limit` due feeds so that no other poller takes them meanwhile.
 
         Each claim gets its own token: the poll's writes succeed only while the feed is
-        still leased to it."""
-        free = or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < now)
+        still leased to it. On PostgreSQL the candidates are locked with SKIP LOCKED, in the
+        total order (next_poll_at, id), so that claimants never wait on or deadlock each
+        other; the guarded UPDATE makes the claim exact on every backend."""
         with self.transaction() as conn:
+            lease_now = self.lease_now(conn)
+            free = or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < lease_now)
             query = select(feeds).where(feeds.c.active.is_(True), free).order_by(
-                feeds.c.next_poll_at, feeds.c.id).limit(limit)
+                feeds.c.next_poll_at, feeds.c.id).limit(limit).with_for_update(skip_locked=True)
             if not all_feeds:
                 query = query.where(feeds.c.next_poll_at <= now)
             claimed = []
             for row in conn.execute(query).all():
                 token = uuid.uuid4().hex
-                # The guarded UPDATE is the lock: it succeeds for exactly one claimant.
                 won = conn.execute(update(feeds).where(feeds.c.id == row.id, free).values(
-                    lease_until=now + lease, lease_owner=token)).rowcount
+                    lease_until=lease_now + lease, lease_owner=token)).rowcount
                 if won:
                     claimed.append(_feed_state(row, token))
             return claimed
@@ -426,32 +441,43 @@ class Store:
     # -- outbox --------------------------------------------------------------------------
 
     def due_alerts(self, now: datetime, limit: int, webhooks: Iterable[str]) -> list[PendingAlert]:
-        """Pending alerts whose next attempt is due, oldest first, for known webhooks."""
-        query = (
-            select(
-                alerts.c.id, alerts.c.topic, alerts.c.webhook, alerts.c.matched,
-                alerts.c.attempts, alerts.c.created_at, items.c.title, items.c.link,
-                items.c.summary, items.c.published, items.c.guid,
-                func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url).label("feed_name"),
-                feeds.c.url.label("feed_url"),
-            )
-            .join(items, items.c.id == alerts.c.item_id)
-            .join(feeds, feeds.c.id == items.c.feed_id)
-            .where(alerts.c.status == "pending", alerts.c.next_attempt_at <= now,
-                   alerts.c.webhook.in_(list(webhooks)))
-            .order_by(alerts.c.next_attempt_at, alerts.c.created_at)
-            .limit(limit)
-        )
+        """Pending alerts whose next attempt is due, oldest first, for known webhooks
+        (a read: claim_due_alerts is what delivery uses)."""
+        query = _pending_query().where(
+            alerts.c.status == "pending", alerts.c.next_attempt_at <= now,
+            alerts.c.webhook.in_(list(webhooks)),
+        ).order_by(alerts.c.next_attempt_at, alerts.c.id).limit(limit)
         with self.transaction(write=False) as conn:
-            return [
-                PendingAlert(
-                    id=r.id, topic=r.topic, webhook=r.webhook, matched=tuple(json.loads(r.matched)),
-                    attempts=r.attempts, created_at=r.created_at, title=r.title, link=r.link,
-                    summary=r.summary, published=r.published, guid=r.guid,
-                    feed_name=r.feed_name, feed_url=r.feed_url,
-                )
-                for r in conn.execute(query)
-            ]
+            return [_pending_alert(r, "") for r in conn.execute(query)]
+
+    def claim_due_alerts(self, now: datetime, limit: int, webhooks: Iterable[str],
+                         lease: timedelta) -> list[PendingAlert]:
+        """Lease up to `limit` due alerts, oldest first, as claim_due_feeds leases feeds:
+        no two deliverers (threads or instances) send one alert at once."""
+        with self.transaction() as conn:
+            lease_now = self.lease_now(conn)
+            free = or_(alerts.c.lease_until.is_(None), alerts.c.lease_until < lease_now)
+            ids = list(conn.execute(
+                select(alerts.c.id).where(alerts.c.status == "pending", alerts.c.next_attempt_at <= now,
+                                          alerts.c.webhook.in_(list(webhooks)), free)
+                .order_by(alerts.c.next_attempt_at, alerts.c.id).limit(limit)
+                .with_for_update(skip_locked=True)).scalars())
+            if not ids:
+                return []
+            token = uuid.uuid4().hex  # one claim, one token for its batch
+            conn.execute(update(alerts).where(alerts.c.id.in_(ids), free).values(
+                lease_until=lease_now + lease, lease_owner=token))
+            rows = conn.execute(_pending_query().where(alerts.c.lease_owner == token)
+                                .order_by(alerts.c.next_attempt_at, alerts.c.id)).all()
+        return [_pending_alert(r, token) for r in rows]
+
+    def release_alerts(self, claimed: Iterable[PendingAlert]) -> None:
+        """Give back alert leases that will not be used (stopping mid-batch)."""
+        with self.transaction() as conn:
+            for alert in claimed:
+                conn.execute(update(alerts).where(
+                    alerts.c.id == alert.id, alerts.c.lease_owner == alert.lease_token,
+                ).values(lease_until=None, lease_owner=None))
 
     def record_attempt(
         self,
@@ -463,9 +489,13 @@ class Store:
         elapsed_ms: int,
         outcome: str,
         next_attempt_at: datetime | None = None,
+        lease_token: str | None = None,
     ) -> None:
-        """Log one delivery attempt and move the alert on: outcome is delivered, retry or failed."""
-        values: dict = dict(attempts=alerts.c.attempts + 1, last_error=error)
+        """Log one delivery attempt and move the alert on: outcome is delivered, retry or
+        failed. With the claim's `lease_token` the write happens only while the lease is
+        still this claim's; else it raises LeaseLost and writes nothing."""
+        values: dict = dict(attempts=alerts.c.attempts + 1, last_error=error,
+                            lease_until=None, lease_owner=None)
         if outcome == "delivered":
             values.update(status="delivered", delivered_at=now)
         elif outcome == "retry":
@@ -474,11 +504,26 @@ class Store:
         else:
             values.update(status="failed")
         with self.transaction() as conn:
+            which = update(alerts).where(alerts.c.id == alert_id)
+            if lease_token is not None:
+                which = which.where(alerts.c.lease_owner == lease_token)
+            if not conn.execute(which.values(**values)).rowcount:
+                raise LeaseLost(f"the lease on alert {alert_id} lapsed and another deliverer took it")
             conn.execute(deliveries.insert().values(
                 alert_id=alert_id, attempted_at=now, status_code=status_code,
                 error=error, elapsed_ms=elapsed_ms,
             ))
-            conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+    def take_lease(self, name: str, owner: str, duration: timedelta) -> bool:
+        """Hold the named lease for `duration` (taking it, or renewing it if `owner` holds
+        it); False while another owner's lease runs."""
+        with self.transaction() as conn:
+            now = self.lease_now(conn)
+            _insert_ignoring_duplicate(conn, leases, dict(name=name, owner=owner, until=now - duration),
+                                       ("name",))
+            return bool(conn.execute(update(leases).where(
+                leases.c.name == name, or_(leases.c.owner == owner, leases.c.until < now),
+            ).values(owner=owner, until=now + duration)).rowcount)
 
     # -- webhooks ------------------------------------------------------------------------
 
@@ -593,6 +638,30 @@ class Store:
                             most_overdue_poll_at=due)
 
 
+def _pending_query() -> Any:
+    """An outbox row joined with its item and feed: what a delivery needs."""
+    return (
+        select(
+            alerts.c.id, alerts.c.topic, alerts.c.webhook, alerts.c.matched,
+            alerts.c.attempts, alerts.c.created_at, items.c.title, items.c.link,
+            items.c.summary, items.c.published, items.c.guid,
+            func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url).label("feed_name"),
+            feeds.c.url.label("feed_url"),
+        )
+        .join(items, items.c.id == alerts.c.item_id)
+        .join(feeds, feeds.c.id == items.c.feed_id)
+    )
+
+
+def _pending_alert(r: Row, token: str) -> PendingAlert:
+    return PendingAlert(
+        id=r.id, topic=r.topic, webhook=r.webhook, matched=tuple(json.loads(r.matched)),
+        attempts=r.attempts, created_at=r.created_at, title=r.title, link=r.link,
+        summary=r.summary, published=r.published, guid=r.guid,
+        feed_name=r.feed_name, feed_url=r.feed_url, lease_token=token,
+    )
+
+
 def schema_problem(state: SchemaState, display_url: str, *, auto_migrate: bool,
                    config_path: str = "FILE") -> str | None:
     """Why a database with this schema cannot be used as it is, or None. A new, empty
@@ -607,10 +676,11 @@ def schema_problem(state: SchemaState, display_url: str, *, auto_migrate: bool,
             "(or set auto_migrate = true)")
 
 
-def open_store(url: str, *, auto_migrate: bool, config_path: str = "FILE") -> Store:
+def open_store(url: str, *, auto_migrate: bool, config_path: str = "FILE",
+               lease_clock: Callable[[], datetime] | None = None) -> Store:
     """The database, ready for work: a new, empty one gets the schema (nothing to lose);
     one whose schema is behind is refused unless `auto_migrate`, naming the command to run."""
-    store = Store(url)
+    store = Store(url, lease_clock=lease_clock)
     try:
         state = store.schema_state()
         problem = schema_problem(state, store.display_url, config_path=config_path,

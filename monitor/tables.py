@@ -115,12 +115,23 @@ alerts = Table(
     Column("last_error", String(1024)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),      # set while a delivery is in flight
+    Column("lease_owner", String(32)),       # the claim's token; the attempt's record requires it
     # The rule "one alert per (story, topic, webhook)" enforced by the database, so that
     # no race between pollers can ever produce a second one.
     UniqueConstraint("story_key", "topic", "webhook", name="uq_alerts_story_topic_webhook"),
 )
 Index("ix_alerts_due", alerts.c.status, alerts.c.next_attempt_at)
 Index("ix_alerts_item", alerts.c.item_id)  # retention finds an item's alerts
+
+# Named leases for work one instance at a time does (the maintenance job).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(32), nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+)
 
 # Webhooks switched off by the daemon (a 410 Gone); a reload or restart switches them on.
 webhook_state = Table(

@@ -74,7 +74,7 @@ class Harness:
         self.config = config
         self.clock = Clock()
         self.runtime = Runtime.of(config)
-        self.store = open_store(config.settings.database, auto_migrate=False)
+        self.store = open_store(config.settings.database, auto_migrate=False, lease_clock=self.clock)
         _open_stores.append(self.store)
         self.store.sync_feeds(self.runtime.feed_schedule(), self.clock())
 

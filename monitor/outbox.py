@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor.breaker import Breakers
 from monitor.config import WebhookConfig
 from monitor.deliver import GONE, Outcome, Sender, next_attempt_delay
 from monitor.formats import AlertMessage
@@ -24,6 +25,7 @@ BATCH = 100
 # so a full batch of slow receivers takes several rounds): a deliverer that dies loses its
 # leases after this, and the alerts are due again.
 LEASE = timedelta(minutes=5)
+CHUNK = 5  # one webhook's alerts in flight at once within a batch (the breaker's threshold)
 
 
 @dataclass
@@ -56,28 +58,70 @@ class Outbox:
         self.clock = clock
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
+        self.breakers = Breakers()
 
     async def deliver_due(self) -> DeliveryStats:
-        """Send every alert that is due now, in batches, until none is left due."""
+        """Send every alert that is due now, in batches, until none is left due.
+
+        A webhook whose circuit is open is left alone (its alerts wait, pending, without
+        spending retries); a half-open one gets one probe alert. Within a batch each webhook's
+        alerts go out a few at a time, so that a dead endpoint opens its circuit after a
+        handful of attempts instead of taking the whole batch's time."""
         stats = DeliveryStats()
         runtime = self.runtime  # one snapshot per pass, as a poll keeps one
         disabled = await asyncio.to_thread(self.store.disabled_webhooks)
         hooks = {name: hook for name, hook in runtime.webhooks_by_name.items() if name not in disabled}
-        while hooks:
-            due = await asyncio.to_thread(self.store.claim_due_alerts, self.clock(), BATCH,
-                                          list(hooks), LEASE)
+        gone: set[str] = set()  # answered 410 in this pass: off from now on
+        while True:
+            now = self.clock()
+            states = {name: self.breakers.state(name, now) for name in hooks}
+            closed = [name for name, state in states.items() if state == "closed"]
+            due = await asyncio.to_thread(self.store.claim_due_alerts, now, BATCH, closed, LEASE) \
+                if closed else []
+            for name in (n for n, state in states.items() if state == "half_open"):
+                probe = await asyncio.to_thread(self.store.claim_due_alerts, now, 1, [name], LEASE)
+                if probe:
+                    self.breakers.probe(name)
+                    due += probe
             if not due:
-                break
+                return stats
+            by_hook: dict[str, list[PendingAlert]] = {}
+            for alert in due:
+                by_hook.setdefault(alert.webhook, []).append(alert)
+            await asyncio.gather(*(self._send_queue(runtime, hooks[name], queue, stats, gone)
+                                   for name, queue in by_hook.items()))
+            for name in gone:
+                hooks.pop(name, None)
+
+    async def _send_queue(self, runtime: Runtime, hook: WebhookConfig, queue: list[PendingAlert],
+                          stats: DeliveryStats, gone: set[str]) -> None:
+        """One webhook's share of a batch, a few at a time while its circuit stays closed."""
+        for start in range(0, len(queue), CHUNK):
+            if hook.name in gone or start and self.breakers.state(hook.name, self.clock()) != "closed":
+                # Opened (or gone) mid-batch: hand the rest back, untried and unspent.
+                await asyncio.to_thread(self.store.release_alerts, queue[start:])
+                return
+            chunk = queue[start:start + CHUNK]
             outcomes = await asyncio.gather(*(
-                self.sender.send(to_message(a, runtime), hooks[a.webhook], now=self.clock())
-                for a in due
-            ))
-            for alert, outcome in zip(due, outcomes, strict=True):
-                await asyncio.to_thread(self._record, alert, outcome,
-                                        runtime.webhooks_by_name[alert.webhook], stats)
+                self.sender.send(to_message(a, runtime), hook, now=self.clock()) for a in chunk))
+            for alert, outcome in zip(chunk, outcomes, strict=True):
+                await asyncio.to_thread(self._record, alert, outcome, hook, stats)
                 if outcome.status == GONE:
-                    hooks.pop(alert.webhook, None)
-        return stats
+                    gone.add(hook.name)
+                else:
+                    self._watch(hook.name, outcome)
+
+    def _watch(self, name: str, outcome: Outcome) -> None:
+        """Feed the circuit: a failure a retry could fix counts; a 4xx the endpoint answered
+        deliberately (a dead letter) shows it is alive."""
+        change = self.breakers.record(name, outcome.ok or not outcome.retryable, self.clock())
+        if change == "opened":
+            retry_at = self.breakers.retry_at(name)
+            event("circuit_opened", logging.WARNING, webhook=name, failures=self.breakers.threshold,
+                  probe_at=retry_at.isoformat(timespec="seconds") if retry_at else None,
+                  note="its alerts wait, pending; one probe tests it again")
+        elif change == "closed":
+            event("circuit_closed", webhook=name)
 
     def _record(self, alert: PendingAlert, outcome: Outcome, hook: WebhookConfig,
                 stats: DeliveryStats) -> None:

@@ -61,11 +61,11 @@ def hold_run_lock(database: str) -> IO[bytes] | None:
 class Service:
     """Everything one process needs: store, fetcher, sender, pipeline, outbox."""
 
-    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, config: Config, clock: Callable[[], datetime] = utcnow, *, daemon: bool = False):
         self.clock = clock
         self.runtime = Runtime.of(config)
         self.store: Store = open_store(config.settings.database, auto_migrate=config.settings.auto_migrate,
-                                       config_path=str(config.path))
+                                       config_path=str(config.path), daemon=daemon)
         timeout = config.settings.timeout.total_seconds()
         self.metrics = Metrics(figures=self.store.figures, clock=clock)
         self.fetcher = Fetcher(concurrency=config.settings.concurrency, timeout=timeout)
@@ -152,7 +152,12 @@ class Daemon:
         self.path = Path(config.path)
         self.instance = uuid.uuid4().hex
         self._run_lock = hold_run_lock(config.settings.database)
-        self.service = Service(config)
+        self.service = Service(config, daemon=True)
+        if self._run_lock:
+            feeds, alerts = self.service.store.free_dead_daemon_leases()
+            if feeds or alerts:
+                event("leases_recovered", feeds=feeds, alerts=alerts,
+                      note="left by a daemon that did not stop cleanly")
         self.inflight: set[asyncio.Task] = set()   # ticks, poll tasks, the delivery pass
         self.stopping = asyncio.Event()
         self.scheduler: AsyncIOScheduler | None = None

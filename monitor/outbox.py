@@ -21,10 +21,10 @@ from monitor.runtime import Runtime
 from monitor.store import PendingAlert, Store
 
 BATCH = 100
-# A batch's sends take at most the sender's 15 s timeout (they run at once, 16 at a time,
-# so a full batch of slow receivers takes several rounds): a deliverer that dies loses its
-# leases after this, and the alerts are due again.
-LEASE = timedelta(minutes=5)
+# A chunk's sends take at most the sender's 15 s timeout, and a batch's leases are renewed
+# before each chunk: a deliverer that dies loses its leases after this, and its alerts are
+# due again for the others.
+LEASE = timedelta(seconds=60)
 CHUNK = 5  # one webhook's alerts in flight at once within a batch (the breaker's threshold)
 
 
@@ -101,6 +101,8 @@ class Outbox:
                 # Opened (or gone) mid-batch: hand the rest back, untried and unspent.
                 await asyncio.to_thread(self.store.release_alerts, queue[start:])
                 return
+            if start:
+                await asyncio.to_thread(self.store.renew_alerts, queue[start:], LEASE)
             chunk = queue[start:start + CHUNK]
             outcomes = await asyncio.gather(*(
                 self.sender.send(to_message(a, runtime), hook, now=self.clock()) for a in chunk))

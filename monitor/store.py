@@ -187,7 +187,12 @@ def sqlite_file(url: str) -> Path | None:
 class Store:
     """The database: opened once per process, used by the pipeline, outbox and CLI."""
 
-    def __init__(self, url: str, *, lease_clock: Callable[[], datetime] | None = None):
+    def __init__(self, url: str, *, lease_clock: Callable[[], datetime] | None = None,
+                 daemon: bool = False):
+        # A daemon's lease tokens start with "r", everything else's (`once`) with "o": on
+        # SQLite, where one daemon runs at a time, a new daemon knows every "r" lease is a
+        # dead predecessor's (killed) and frees it at once rather than after it lapses.
+        self._token_prefix = "r" if daemon else "o"
         # Lease expiries come from one clock all instances share: the database's (on SQLite,
         # one host's). Tests that drive time by hand pass their own.
         self._lease_clock = lease_clock
@@ -272,6 +277,29 @@ class Store:
             before = schema.schema_state(conn)
             return before, schema.upgrade(conn)
 
+    def new_token(self) -> str:
+        return self._token_prefix + uuid.uuid4().hex[:31]
+
+    def free_dead_daemon_leases(self) -> tuple[int, int]:
+        """SQLite, at a daemon's start (under its run lock): free the leases a killed daemon
+        left, leaving `once`'s alone. (feeds, alerts) freed."""
+        dead = "r%"
+        with self.transaction() as conn:
+            freed_feeds = conn.execute(update(feeds).where(feeds.c.lease_owner.like(dead)).values(
+                lease_until=None, lease_owner=None)).rowcount
+            freed_alerts = conn.execute(update(alerts).where(alerts.c.lease_owner.like(dead)).values(
+                lease_until=None, lease_owner=None)).rowcount
+        return freed_feeds, freed_alerts
+
+    def renew_alerts(self, claimed: Sequence[PendingAlert], lease: timedelta) -> None:
+        """Extend a batch's alert leases before its next chunk goes out."""
+        with self.transaction() as conn:
+            until = self.lease_now(conn) + lease
+            for token in {a.lease_token for a in claimed}:
+                conn.execute(update(alerts).where(
+                    alerts.c.lease_owner == token, alerts.c.id.in_([a.id for a in claimed]),
+                ).values(lease_until=until))
+
     def lease_now(self, conn: Connection) -> datetime:
         """The time leases are measured by: the database server's clock on PostgreSQL."""
         if self._lease_clock is not None:
@@ -336,7 +364,7 @@ class Store:
                 query = query.where(feeds.c.next_poll_at <= now)
             claimed = []
             for row in conn.execute(query).all():
-                token = uuid.uuid4().hex
+                token = self.new_token()
                 won = conn.execute(update(feeds).where(feeds.c.id == row.id, free).values(
                     lease_until=lease_now + lease, lease_owner=token)).rowcount
                 if won:
@@ -464,7 +492,7 @@ class Store:
                 .with_for_update(skip_locked=True)).scalars())
             if not ids:
                 return []
-            token = uuid.uuid4().hex  # one claim, one token for its batch
+            token = self.new_token()  # one claim, one token for its batch
             conn.execute(update(alerts).where(alerts.c.id.in_(ids), free).values(
                 lease_until=lease_now + lease, lease_owner=token))
             rows = conn.execute(_pending_query().where(alerts.c.lease_owner == token)
@@ -677,10 +705,10 @@ def schema_problem(state: SchemaState, display_url: str, *, auto_migrate: bool,
 
 
 def open_store(url: str, *, auto_migrate: bool, config_path: str = "FILE",
-               lease_clock: Callable[[], datetime] | None = None) -> Store:
+               lease_clock: Callable[[], datetime] | None = None, daemon: bool = False) -> Store:
     """The database, ready for work: a new, empty one gets the schema (nothing to lose);
     one whose schema is behind is refused unless `auto_migrate`, naming the command to run."""
-    store = Store(url, lease_clock=lease_clock)
+    store = Store(url, lease_clock=lease_clock, daemon=daemon)
     try:
         state = store.schema_state()
         problem = schema_problem(state, store.display_url, config_path=config_path,

@@ -37,7 +37,8 @@ class Receiver:
     With `secret`, every request is checked with the standardwebhooks library and a bad
     or missing signature is answered 401. `respond()` queues answers; then 200."""
 
-    def __init__(self, secret: str | None = None):
+    def __init__(self, secret: str | None = None, delay: float = 0.0):
+        self.delay = delay  # seconds to wait before answering (a slow endpoint)
         # standardwebhooks base64-decodes any str secret; SPEC keys a non-whsec_ secret
         # with its UTF-8 bytes, which the library takes when given bytes.
         self._verifier = (
@@ -138,6 +139,7 @@ def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             response = receiver._answer(self.command, self.path, headers, body)
+            time.sleep(receiver.delay)
             status, extra, content = _unpack(response)
             self.send_response(status)
             for name, value in extra.items():

@@ -1,0 +1,98 @@
+"""Fault injection with real processes: the daemon killed with SIGKILL at random moments
+while it polls and delivers, again and again; then every expected alert has arrived, and
+any alert that arrived twice carried the same webhook-id both times."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tests.support.feedserver import FeedServer, rss
+from tests.support.receiver import Receiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+TRIALS = 20
+
+
+def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, server: FeedServer) -> None:
+    rng = random.Random(20261203)
+    feeds = [f"/f{n}.xml" for n in range(4)]
+    items: dict[str, list[dict]] = {path: [] for path in feeds}
+    for path in feeds:  # the baseline: nothing here alerts
+        items[path].append({"title": f"Weather {path}", "guid": f"{path}-0", "link": f"https://n.example{path}/0"})
+        # a slow feed, so that kills land mid-poll as well as mid-delivery
+        server.set(path, rss(items[path]), delay=0.2)
+    # A slow endpoint, so that kills land mid-delivery too (after the receiver has the
+    # request, before the daemon has its answer: the alert is sent again, with its id).
+    with Receiver(secret=SECRET, delay=0.3) as receiver:
+        config = tmp_path / "monitor.toml"
+        config.write_text(f'''
+[monitor]
+database = "sqlite:///state.db"
+interval = "1s"
+
+[[webhooks]]
+name = "ops"
+url = "{receiver.url()}"
+secret = "{SECRET}"
+retry = ["1s", "1s", "1s", "1s", "1s"]
+
+{"".join(f'[[feeds]]{chr(10)}url = "{server.url(p)}"{chr(10)}' for p in feeds)}
+[[topics]]
+name = "peace"
+query = "ceasefire"
+''')
+        log = tmp_path / "daemon.log"
+        daemon = start(config, log)
+        while not all(server.count(p) >= 2 for p in feeds):  # the baselines are in
+            time.sleep(0.1)
+        daemon.kill()
+        daemon.wait()
+
+        expected: set[str] = set()
+        for trial in range(TRIALS):
+            for path in rng.sample(feeds, 2):
+                n = len(items[path])
+                title = f"Ceasefire report {trial}-{path}"
+                items[path].insert(0, {"title": title, "guid": f"{path}-{n}", "link": f"https://n.example{path}/{n}"})
+                server.set(path, rss(items[path]), delay=0.2)
+                expected.add(title)
+            # Every fifth trial the receiver is down for the first attempts.
+            receiver.respond([503, 503] if trial % 5 == 4 else [])
+            daemon = start(config, log)
+            time.sleep(rng.uniform(0.6, 2.5))
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+
+        daemon = start(config, log)
+        try:
+            deadline = time.monotonic() + 60
+            while {r.json["data"]["item"]["title"] for r in receiver.received} != expected:
+                assert time.monotonic() < deadline, f"missing: {expected - {r.json['data']['item']['title'] for r in receiver.received}}"
+                time.sleep(0.2)
+            time.sleep(2)  # nothing more may come
+        finally:
+            daemon.terminate()
+            assert daemon.wait(timeout=30) == 0
+
+    ids_per_title: dict[str, set[str]] = defaultdict(set)
+    for request in receiver.received:
+        assert request.verified
+        ids_per_title[request.json["data"]["item"]["title"]].add(request.headers["webhook-id"])
+    assert set(ids_per_title) == expected
+    assert all(len(ids) == 1 for ids in ids_per_title.values()), "a repeat with another webhook-id"
+    repeats = len(receiver.received) - len(expected)
+    print(f"{TRIALS} kill trials: {len(expected)} alerts expected, {len(ids_per_title)} delivered, "
+          f"{repeats} repeats (same webhook-id)")

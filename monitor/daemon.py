@@ -72,9 +72,9 @@ class Service:
         self.sender = Sender()
         self.pipeline = Pipeline(self.store, self.fetcher, self.runtime, clock, metrics=self.metrics)
         self.outbox = Outbox(self.store, self.sender, self.runtime, clock, metrics=self.metrics)
-        # A poll holds its lease for at most the fetch timeout plus processing; a crashed
-        # process's leases lapse after this and the feeds become due again.
-        self.lease = timedelta(seconds=timeout + 60)
+        # A poll holds its lease for the fetch timeout plus processing (with room to wait
+        # for a turn); a crashed process's leases lapse after this and its feeds are due again.
+        self.lease = timedelta(seconds=2 * timeout + 10)
 
     @property
     def config(self) -> Config:

@@ -38,7 +38,8 @@ from monitor.schema import SchemaState
 from monitor.tables import alerts, deliveries, feeds, items, leases, tombstones, webhook_state
 
 T = TypeVar("T")
-TOMBSTONE_REFRESH = timedelta(days=1)  # how stale a served tombstone's seen_at may get
+TOMBSTONE_REFRESH = timedelta(days=1)
+SCHEMA_LOCK = 0x6D6F6E69  # PostgreSQL advisory lock id held while migrating ("moni")  # how stale a served tombstone's seen_at may get
 
 
 @dataclass(frozen=True)
@@ -274,6 +275,10 @@ class Store:
         """Migrate to the head revision; the states before and after."""
         self.schema_state()  # a database that cannot be reached fails here, clearly
         with self.transaction() as conn:
+            if conn.dialect.name == "postgresql":
+                # Instances starting together on a new database: one migrates, the others
+                # wait here and then find the schema current.
+                conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
             before = schema.schema_state(conn)
             return before, schema.upgrade(conn)
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.errors import ConfigError, Problem, QuerySyntaxError
+from monitor.pacing import DEFAULT_RATES, Rate, parse_rate
 from monitor.query import Query, compile_query
 
 FORMATS = ("json", "slack", "discord", "teams", "mattermost", "ntfy")
@@ -72,6 +73,7 @@ class WebhookConfig:
     secret: str | None = field(default=None, repr=False)
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     retry: tuple[timedelta, ...] = DEFAULT_RETRY  # delay after each failed attempt
+    rate_limit: Rate | None = None                # None: no limit
 
 
 @dataclass(frozen=True)
@@ -436,7 +438,7 @@ _TOP_KEYS = ("monitor", "server", "webhooks", "feeds", "topics")
 _SETTINGS_KEYS = ("database", "interval", "first_poll", "recent", "concurrency", "timeout",
                   "retention", "auto_migrate", "log_format")
 _SERVER_KEYS = ("listen",)
-_WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry")
+_WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry", "rate_limit")
 _FEED_KEYS = ("url", "name", "interval", "tags")
 _TOPIC_KEYS = ("name", "title", "query", "webhooks", "feeds")
 
@@ -556,10 +558,26 @@ def _webhook(table: _Table) -> WebhookConfig | None:
     secret = _secret(table)
     headers = _headers(table)
     retry = _retry(table)
+    rate = _rate_limit(table, format_ or "json")
     if name is None or url is None:
         return None
     return WebhookConfig(name, url, format_ or "json", secret, headers,
-                         DEFAULT_RETRY if retry is None else retry)
+                         DEFAULT_RETRY if retry is None else retry, rate)
+
+
+def _rate_limit(table: _Table, format_: str) -> Rate | None:
+    """`rate_limit = "30/m"`, or "none"; by default what the format's target takes."""
+    text = table.string("rate_limit")
+    if text is None:
+        default = DEFAULT_RATES.get(format_)
+        return parse_rate(default) if default else None
+    if text == "none":
+        return None
+    try:
+        return parse_rate(text)
+    except ValueError as e:
+        table.problem("rate_limit", str(e))
+        return None
 
 
 def _retry(table: _Table) -> tuple[timedelta, ...] | None:

@@ -17,6 +17,7 @@ from monitor.formats import AlertMessage
 from monitor.errors import LeaseLost
 from monitor.log import event
 from monitor.metrics import Metrics
+from monitor.pacing import Buckets
 from monitor.runtime import Runtime
 from monitor.store import PendingAlert, Store
 
@@ -59,12 +60,14 @@ class Outbox:
         self.rng = rng or random.Random()
         self.metrics = metrics or Metrics()
         self.breakers = Breakers()
+        self.buckets = Buckets()
 
     async def deliver_due(self) -> DeliveryStats:
         """Send every alert that is due now, in batches, until none is left due.
 
         A webhook whose circuit is open is left alone (its alerts wait, pending, without
-        spending retries); a half-open one gets one probe alert. Within a batch each webhook's
+        spending retries); a half-open one gets one probe alert; a rate-limited one gets
+        as many as its bucket holds, and the rest wait for the next pass. Within a batch each webhook's
         alerts go out a few at a time, so that a dead endpoint opens its circuit after a
         handful of attempts instead of taking the whole batch's time."""
         stats = DeliveryStats()
@@ -74,15 +77,26 @@ class Outbox:
         gone: set[str] = set()  # answered 410 in this pass: off from now on
         while True:
             now = self.clock()
-            states = {name: self.breakers.state(name, now) for name in hooks}
-            closed = [name for name, state in states.items() if state == "closed"]
-            due = await asyncio.to_thread(self.store.claim_due_alerts, now, BATCH, closed, LEASE) \
-                if closed else []
-            for name in (n for n, state in states.items() if state == "half_open"):
-                probe = await asyncio.to_thread(self.store.claim_due_alerts, now, 1, [name], LEASE)
-                if probe:
-                    self.breakers.probe(name)
-                    due += probe
+            due: list[PendingAlert] = []
+            free: list[str] = []  # closed circuit, no rate limit: claimed together
+            for name, hook in hooks.items():
+                state = self.breakers.state(name, now)
+                if state == "open":
+                    continue
+                allowance = BATCH if hook.rate_limit is None else \
+                    min(BATCH, self.buckets.available(name, hook.rate_limit, now))
+                if state == "half_open":
+                    allowance = min(allowance, 1)
+                if state == "closed" and hook.rate_limit is None:
+                    free.append(name)
+                elif allowance:
+                    claimed = await asyncio.to_thread(self.store.claim_due_alerts, now, allowance,
+                                                      [name], LEASE)
+                    if claimed and state == "half_open":
+                        self.breakers.probe(name)
+                    due += claimed
+            if free:
+                due += await asyncio.to_thread(self.store.claim_due_alerts, now, BATCH, free, LEASE)
             if not due:
                 return stats
             by_hook: dict[str, list[PendingAlert]] = {}
@@ -104,6 +118,9 @@ class Outbox:
             if start:
                 await asyncio.to_thread(self.store.renew_alerts, queue[start:], LEASE)
             chunk = queue[start:start + CHUNK]
+            if hook.rate_limit is not None:  # the allowance was counted at the claim
+                for _ in chunk:
+                    self.buckets.take(hook.name, hook.rate_limit, self.clock())
             outcomes = await asyncio.gather(*(
                 self.sender.send(to_message(a, runtime), hook, now=self.clock()) for a in chunk))
             for alert, outcome in zip(chunk, outcomes, strict=True):

@@ -53,7 +53,7 @@ STORIES = [{"title": f"Ceasefire talks, day {n}", "guid": f"c{n}", "link": f"htt
 def test_a_dead_endpoint_waits_while_the_healthy_one_delivers(tmp_path: Path, server: FeedServer,
                                                                database: str) -> None:
     with Receiver() as dead, Receiver() as healthy:
-        extra = f'[[webhooks]]\nname = "chat"\nurl = "{healthy.url()}"\nformat = "slack"\n'
+        extra = f'[[webhooks]]\nname = "chat"\nurl = "{healthy.url()}"\nformat = "slack"\nrate_limit = "none"\n'
         server.set("/a.xml", rss(OLD))
         h = Harness(write_config(tmp_path, server, database, hook_url=dead.url(), extra_feeds=extra))
         h.poll_all()

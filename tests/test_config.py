@@ -18,6 +18,7 @@ from monitor.config import (
     parse_duration,
 )
 from monitor.errors import ConfigError, Problem, QuerySyntaxError
+from monitor.pacing import Rate
 
 DATA = Path(__file__).parent / "data"
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -66,6 +67,7 @@ def test_full_config() -> None:
             format="slack",
             secret=SECRET,
             headers=(("Authorization", "Bearer tok123"), ("X-Price", "$5")),
+            rate_limit=Rate(1, 1.0),  # Slack's default
         ),
         WebhookConfig(name="audit", url="http://127.0.0.1:8080/hook"),
     )
@@ -417,3 +419,28 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_parse_duration_refuses_absurd_lengths() -> None:
     with pytest.raises(ValueError, match="too long"):
         parse_duration("99999999999d")
+
+
+@pytest.mark.parametrize(("fmt", "written", "expected"), [
+    ("slack", None, Rate(1, 1.0)), ("discord", None, Rate(30, 60.0)), ("json", None, None),
+    ("slack", '"none"', None), ("json", '"120/h"', Rate(120, 3600.0)),
+])
+def test_rate_limit_defaults_per_format(tmp_path: Path, fmt: str, written: str | None,
+                                        expected: Rate | None) -> None:
+    line = f"rate_limit = {written}" if written else ""
+    (tmp_path / "c.toml").write_text(f'[[webhooks]]\nname = "a"\nurl = "https://x.example/h"\n'
+                                     f'format = "{fmt}"\n{line}\n')
+    assert load_config(tmp_path / "c.toml").webhooks[0].rate_limit == expected
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("rate_limit", '"30/min"', 'invalid rate "30/min": write N/s, N/m or N/h'),
+    ("rate_limit", '"0/s"', 'invalid rate "0/s"'),
+    ("retry", '["5s", "soon"]', 'webhooks[0].retry[1]: invalid duration "soon"'),
+    ("retry", '"5s"', "expected a list of durations"),
+])
+def test_bad_pacing_keys(tmp_path: Path, key: str, value: str, message: str) -> None:
+    (tmp_path / "c.toml").write_text(f'[[webhooks]]\nname = "a"\nurl = "https://x.example/h"\n{key} = {value}\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "c.toml")
+    assert message in str(e.value)

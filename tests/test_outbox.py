@@ -37,7 +37,7 @@ def deliver(h: Harness) -> DeliveryStats:
 
 def test_a_410_disables_only_that_webhook_until_a_reload(tmp_path: Path, server: FeedServer, database: str) -> None:
     with Receiver() as ops, Receiver() as chat:
-        extra = f'[[webhooks]]\nname = "chat"\nurl = "{chat.url()}"\nformat = "slack"\n'
+        extra = f'[[webhooks]]\nname = "chat"\nurl = "{chat.url()}"\nformat = "slack"\nrate_limit = "none"\n'
         h = harness(tmp_path, server, database, ops, extra)
         ops.respond([410, 410])
         stats = deliver(h)
@@ -74,3 +74,32 @@ def test_retries_keep_the_id_and_a_permanent_status_is_a_dead_letter(
         assert all(r.verified for r in ops.requests)
         [dead] = h.store.list_alerts(status="failed")
         assert dead["attempts"] == 1 and dead["last_error"].startswith("HTTP 404")
+
+
+def test_a_rate_limit_paces_one_webhook_and_not_the_others(tmp_path: Path, server: FeedServer,
+                                                            database: str) -> None:
+    with Receiver() as slow, Receiver() as fast:
+        extra = f'[[webhooks]]\nname = "fast"\nurl = "{fast.url()}"\n'
+        server.set("/a.xml", rss(OLD))
+        h = Harness(write_config(tmp_path, server, database, hook_url=slow.url(), extra_feeds=extra,
+                                 hook_extra='rate_limit = "2/m"'))
+        h.poll_all()
+        stories = [{"title": f"Ceasefire, day {n}", "guid": f"d{n}", "link": f"https://n.example/d{n}"}
+                   for n in range(5)]
+        server.set("/a.xml", rss([*stories, *OLD]))
+        h.poll_all()
+
+        async def go() -> list[int]:
+            sent = []
+            async with Sender() as sender:
+                outbox = Outbox(h.store, sender, h.runtime, h.clock)
+                for _ in range(4):  # a pass every 30 s: the bucket of 2 refills one a pass
+                    await outbox.deliver_due()
+                    sent.append(len(slow.received))
+                    h.clock.advance(seconds=30)
+            return sent
+
+        assert asyncio.run(go()) == [2, 3, 4, 5]  # a burst of 2, then 2 a minute
+        assert len(fast.received) == 5  # an unlimited json webhook: all in the first pass
+        assert h.store.pending_by_webhook() == {}
+        assert len({r.headers["webhook-id"] for r in slow.received}) == 5

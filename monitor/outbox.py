@@ -13,8 +13,8 @@ from typing import Any
 from monitor.breaker import Breakers
 from monitor.config import WebhookConfig
 from monitor.deliver import GONE, Outcome, Sender, next_attempt_delay
-from monitor.formats import AlertMessage
 from monitor.errors import LeaseLost
+from monitor.formats import AlertMessage
 from monitor.log import event
 from monitor.metrics import Metrics
 from monitor.pacing import Buckets
@@ -66,10 +66,10 @@ class Outbox:
         """Send every alert that is due now, in batches, until none is left due.
 
         A webhook whose circuit is open is left alone (its alerts wait, pending, without
-        spending retries); a half-open one gets one probe alert; a rate-limited one gets
-        as many as its bucket holds, and the rest wait for the next pass. Within a batch each webhook's
-        alerts go out a few at a time, so that a dead endpoint opens its circuit after a
-        handful of attempts instead of taking the whole batch's time."""
+        spending retries); a half-open one gets one probe alert; a rate-limited one gets as
+        many as its bucket holds, and the rest wait for the next pass. Within a batch each
+        webhook's alerts go out a few at a time, so that a dead endpoint opens its circuit
+        after a handful of attempts instead of taking the whole batch's time."""
         stats = DeliveryStats()
         runtime = self.runtime  # one snapshot per pass, as a poll keeps one
         disabled = await asyncio.to_thread(self.store.disabled_webhooks)

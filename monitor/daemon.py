@@ -80,13 +80,18 @@ class Service:
     def config(self) -> Config:
         return self.runtime.config
 
-    def apply(self, runtime: Runtime) -> None:
+    def apply(self, runtime: Runtime, instance: str | None = None) -> None:
         """Adopt a config (startup or reload): the feeds table first, then the snapshot that
         polls and deliveries read. Blocking: call it off the event loop."""
-        self.store.sync_feeds(runtime.feed_schedule(), self.clock())
+        self.sync_feeds(runtime, instance)
         for name in self.store.enable_webhooks(runtime.webhooks_by_name):
             event("webhook_enabled", webhook=name)
         self.runtime = self.pipeline.runtime = self.outbox.runtime = runtime
+
+    def sync_feeds(self, runtime: Runtime, instance: str | None = None) -> None:
+        if not self.store.sync_feeds(runtime.feed_schedule(), self.clock(), instance=instance):
+            event("feeds_kept", note="feeds missing from this config stay scheduled: another "
+                  "running instance has a different feed list (give them all one config)")
 
     def prune(self) -> PruneStats:
         stats = prune(self.store, now=self.clock(), retention=self.config.settings.retention,
@@ -164,18 +169,19 @@ class Daemon:
         self.liveness = Liveness(STALE_LOOP)
         self.server: OpsServer | None = None
         self._reloading = asyncio.Lock()
+        self._peers: frozenset[str] = frozenset()  # the other live instances' feed lists
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         service = self.service
         try:
-            await asyncio.to_thread(service.apply, service.runtime)
+            await asyncio.to_thread(service.apply, service.runtime, self.instance)
             self.start_server(service.config)
         except BaseException:
             await service.aclose()
             raise
         scheduler = self.scheduler = build_scheduler(poll=self.poll_tick, deliver=self.deliver_tick,
-                                                     maintain=self.maintain)
+                                                     maintain=self.maintain, heartbeat=self.heartbeat)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
@@ -193,6 +199,10 @@ class Daemon:
             scheduler.shutdown(wait=False)
             if self.server:
                 await asyncio.to_thread(self.server.stop)
+            try:
+                await asyncio.to_thread(service.store.leave, self.instance)
+            except MonitorError as e:  # its row lapses by itself
+                event("leave_failed", logging.WARNING, error=str(e))
             await service.aclose()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
@@ -300,6 +310,20 @@ class Daemon:
             event("maintenance_failed", logging.ERROR, error=f"{type(e).__name__}: {e}",
                   exc_info=not isinstance(e, MonitorError))
 
+    async def heartbeat(self) -> None:
+        """Tell the database this instance and its feed list are alive; when the other
+        instances' feed lists change (one stopped, died or reloaded), sync the feeds again,
+        so that a feed kept for another instance leaves once none has it."""
+        service = self.service
+        runtime = service.runtime
+        try:
+            peers = await asyncio.to_thread(service.store.heartbeat, self.instance, runtime.feeds_by_url)
+            if peers != self._peers:
+                self._peers = peers
+                await asyncio.to_thread(service.sync_feeds, runtime, self.instance)
+        except MonitorError as e:
+            event("heartbeat_failed", logging.ERROR, error=str(e))
+
     def request_reload(self) -> None:
         """SIGHUP: reload in a task, off the signal handler (loading and syncing block)."""
         if not self.stopping.is_set():
@@ -322,7 +346,7 @@ class Daemon:
                           problem=f"{key} cannot change while running; restart instead")
                     return
             try:
-                await asyncio.to_thread(self.service.apply, Runtime.of(config))
+                await asyncio.to_thread(self.service.apply, Runtime.of(config), self.instance)
             except MonitorError as e:
                 event("reload_refused", logging.ERROR, problem=str(e))
                 return

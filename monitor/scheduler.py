@@ -14,8 +14,9 @@ from monitor.log import event
 Job = Callable[[], Awaitable[None]]
 
 
-def build_scheduler(*, poll: Job, deliver: Job, maintain: Job,
-                    tick_seconds: float = 1.0, maintain_seconds: float = 3600.0) -> AsyncIOScheduler:
+def build_scheduler(*, poll: Job, deliver: Job, maintain: Job, heartbeat: Job | None = None,
+                    tick_seconds: float = 1.0, maintain_seconds: float = 3600.0,
+                    heartbeat_seconds: float = 30.0) -> AsyncIOScheduler:
     """Ticks are short: which feeds are due lives in the database, so a tick only asks it.
 
     max_instances=1 keeps one pass of each job at a time; coalesce drops ticks missed
@@ -26,6 +27,8 @@ def build_scheduler(*, poll: Job, deliver: Job, maintain: Job,
     scheduler.add_job(poll, "interval", seconds=tick_seconds, id="poll")
     scheduler.add_job(deliver, "interval", seconds=tick_seconds, id="deliver")
     scheduler.add_job(maintain, "interval", seconds=maintain_seconds, id="maintain")
+    if heartbeat is not None:
+        scheduler.add_job(heartbeat, "interval", seconds=heartbeat_seconds, id="heartbeat")
     scheduler.add_listener(_log_job_error, EVENT_JOB_ERROR)
     # APScheduler 3.11 logs the same failure itself, 'Job "..." raised an exception', on
     # the executor's logger (BaseExecutor.start names it apscheduler.executors.<alias>);

@@ -35,10 +35,11 @@ from monitor.errors import LeaseLost, SchemaError, StorageError
 from monitor.log import event
 from monitor.metrics import StoreFigures
 from monitor.schema import SchemaState
-from monitor.tables import alerts, deliveries, feeds, items, leases, tombstones, webhook_state
+from monitor.tables import alerts, deliveries, feeds, instances, items, leases, tombstones, webhook_state
 
 T = TypeVar("T")
 TOMBSTONE_REFRESH = timedelta(days=1)
+INSTANCE_TIMEOUT = timedelta(seconds=90)  # an instance silent this long is gone (3 heartbeats)
 SCHEMA_LOCK = 0x6D6F6E69  # PostgreSQL advisory lock id held while migrating ("moni")  # how stale a served tombstone's seen_at may get
 
 
@@ -108,6 +109,11 @@ class PendingAlert:
     feed_name: str
     feed_url: str
     lease_token: str = ""     # the claim's; "" when read without claiming
+
+
+def feeds_digest(urls: Iterable[str]) -> str:
+    """One config's feed list, compact: a sha256 of its sorted URLs."""
+    return hashlib.sha256("\n".join(sorted(urls)).encode()).hexdigest()
 
 
 def key_hash(key: str) -> bytes:
@@ -321,17 +327,25 @@ class Store:
 
     # -- feeds ---------------------------------------------------------------------------
 
-    def sync_feeds(self, configured: Sequence[tuple[str, str | None, timedelta]], now: datetime) -> None:
+    def sync_feeds(self, configured: Sequence[tuple[str, str | None, timedelta]], now: datetime, *,
+                   instance: str | None = None) -> bool:
         """Make the feeds table follow the config: (url, name, interval) per feed.
 
-        New feeds are due at once; a removed feed is marked inactive, not deleted, so
-        that adding it back does not re-baseline it or repeat its alerts.
+        New feeds are due at once. A feed missing from the config is marked inactive, not
+        deleted, so that adding it back neither re-baselines it nor repeats its alerts —
+        but only while every other running instance has the same feed list: no instance
+        takes out a feed that another one's config still has. `instance` (a daemon's id)
+        also registers this feed list as a running one. False when feeds were kept for
+        another instance.
         """
         wanted = {url: (name, interval) for url, name, interval in configured}
+        digest = feeds_digest(wanted)
         with self.transaction() as conn:
+            if instance is not None:
+                self._beat(conn, instance, digest)
             existing = {r.url: r for r in conn.execute(
                 select(feeds.c.url, feeds.c.id, feeds.c.next_poll_at, feeds.c.interval_s,
-                       feeds.c.error_count))}
+                       feeds.c.error_count, feeds.c.active))}
             for url, (name, interval) in wanted.items():
                 secs = max(1, int(interval.total_seconds()))
                 row = existing.get(url)
@@ -349,9 +363,39 @@ class Store:
                 conn.execute(update(feeds).where(feeds.c.id == row.id).values(
                     name=name, active=True, interval_s=secs, next_poll_at=next_poll,
                 ))
-            gone = [r.id for url, r in existing.items() if url not in wanted]
-            if gone:
-                conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
+            gone = [r.id for url, r in existing.items() if url not in wanted and r.active]
+            if not gone:
+                return True
+            if self._live_digests(conn, exclude=instance) - {digest}:
+                return False
+            conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
+            return True
+
+    def heartbeat(self, instance: str, configured: Iterable[str]) -> frozenset[str]:
+        """A running daemon says it is alive, with its feed list; the feed lists of the
+        other live instances."""
+        with self.transaction() as conn:
+            self._beat(conn, instance, feeds_digest(configured))
+            return frozenset(self._live_digests(conn, exclude=instance))
+
+    def leave(self, instance: str) -> None:
+        """A daemon stopping cleanly takes its feed list out of the running ones."""
+        with self.transaction() as conn:
+            conn.execute(instances.delete().where(instances.c.id == instance))
+
+    def _beat(self, conn: Connection, instance: str, digest: str) -> None:
+        now = self.lease_now(conn)
+        if not conn.execute(update(instances).where(instances.c.id == instance).values(
+                feeds_digest=digest, heartbeat_at=now)).rowcount:
+            conn.execute(instances.insert().values(id=instance, feeds_digest=digest, started_at=now,
+                                                   heartbeat_at=now))
+
+    def _live_digests(self, conn: Connection, *, exclude: str | None) -> set[str]:
+        alive = instances.c.heartbeat_at >= self.lease_now(conn) - INSTANCE_TIMEOUT
+        query = select(instances.c.feeds_digest).where(alive)
+        if exclude is not None:
+            query = query.where(instances.c.id != exclude)
+        return set(conn.execute(query).scalars())
 
     def claim_due_feeds(self, now: datetime, limit: int, lease: timedelta, *, all_feeds: bool = False) -> list[FeedState]:
         """Lease up to `limit` due feeds so that no other poller takes them meanwhile.

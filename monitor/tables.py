@@ -133,6 +133,17 @@ leases = Table(
     Column("until", UTCDateTime, nullable=False),
 )
 
+# Running daemons: each says which feed list its config has, so that no instance takes a
+# feed out of the schedule while another one's config still has it.
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("feeds_digest", String(64), nullable=False),  # sha256 of its sorted feed URLs
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
 # Webhooks switched off by the daemon (a 410 Gone); a reload or restart switches them on.
 webhook_state = Table(
     "webhook_state",

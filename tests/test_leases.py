@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, event, select, text
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.errors import LeaseLost, MonitorError
-from monitor.store import open_store
+from monitor.store import feeds_digest, open_store
 from monitor.tables import feeds
 from tests.support.feedserver import FeedServer, rss
 from tests.support.pipeline import Harness, write_config
@@ -149,3 +149,38 @@ def test_monitor_run_twice_refuses_the_second_but_once_is_allowed(tmp_path: Path
     finally:
         daemon.terminate()
         assert daemon.wait(timeout=30) == 0
+
+
+def test_no_instance_takes_out_a_feed_another_running_config_has(tmp_path: Path, server: FeedServer,
+                                                                database: str) -> None:
+    extra = f'[[feeds]]\nurl = "{server.url("/b.xml")}"\nname = "Feed B"\n'
+    server.set("/a.xml", rss(OLD))
+    server.set("/b.xml", rss(OLD))
+    h = Harness(write_config(tmp_path, server, database, extra_feeds=extra))
+    both = h.runtime.feed_schedule()
+    only_a = [f for f in both if f[0].endswith("/a.xml")]
+
+    def active() -> set[str]:
+        with h.store.engine.connect() as conn:
+            return {u.rsplit("/", 1)[1] for u in conn.execute(
+                select(feeds.c.url).where(feeds.c.active.is_(True))).scalars()}
+
+    assert h.store.sync_feeds(both, h.clock(), instance="big")  # instance "big" runs a and b
+    assert not h.store.sync_feeds(only_a, h.clock(), instance="small")  # b is kept for "big"
+    assert active() == {"a.xml", "b.xml"}
+    assert h.store.heartbeat("small", [u for u, _, _ in only_a]) == {feeds_digest(u for u, _, _ in both)}
+
+    h.clock.advance(seconds=60)
+    h.store.heartbeat("big", [u for u, _, _ in both])  # still alive a minute later
+    assert not h.store.sync_feeds(only_a, h.clock(), instance="small")
+    h.clock.advance(seconds=100)  # "big" died: silent longer than the instance timeout
+    assert h.store.heartbeat("small", [u for u, _, _ in only_a]) == frozenset()
+    assert h.store.sync_feeds(only_a, h.clock(), instance="small")
+    assert active() == {"a.xml"}
+
+    # A clean stop leaves at once; one config for all: removals apply at once.
+    assert h.store.sync_feeds(both, h.clock(), instance="big")
+    h.store.leave("big")
+    assert h.store.sync_feeds(only_a, h.clock(), instance="small")
+    assert h.store.sync_feeds(only_a, h.clock())  # `once`, registering nothing
+    assert active() == {"a.xml"}

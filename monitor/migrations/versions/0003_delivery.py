@@ -1,4 +1,5 @@
-"""0.2.0: alert leases, named leases (maintenance), webhooks disabled by a 410 Gone.
+"""0.2.0: alert leases, named leases (maintenance), running instances, webhooks disabled
+by a 410 Gone.
 
 Revision ID: 0003
 Revises: 0002
@@ -26,6 +27,13 @@ def upgrade() -> None:
         sa.Column("until", sa.DateTime, nullable=False),
     )
     op.create_table(
+        "instances",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("feeds_digest", sa.String(64), nullable=False),
+        sa.Column("started_at", sa.DateTime, nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+    )
+    op.create_table(
         "webhook_state",
         sa.Column("name", sa.String(256), primary_key=True),
         sa.Column("disabled_at", sa.DateTime, nullable=False),
@@ -35,6 +43,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("webhook_state")
+    op.drop_table("instances")
     op.drop_table("leases")
     with op.batch_alter_table("alerts") as batch:
         batch.drop_column("lease_owner")

@@ -139,10 +139,10 @@ def test_test_webhook_sends_a_signed_sample(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "no webhook named 'nope' (known: ops)" in unknown.stderr
 
 
-def test_once_then_status(tmp_path: Path) -> None:
+def test_once_then_status(tmp_path: Path, database_url: str) -> None:
     with FeedServer() as server, Receiver(secret=SECRET) as receiver:
         server.set("/f.xml", rss([{"title": "Old ceasefire", "guid": "1"}]))
-        config = write(tmp_path, hook_url=receiver.url(), feed_url=server.url("/f.xml"))
+        config = write(tmp_path, database=database_url, hook_url=receiver.url(), feed_url=server.url("/f.xml"))
         assert monitor("once", "-c", str(config)).returncode == 0
         server.set("/f.xml", rss([{"title": "New ceasefire", "guid": "2"}, {"title": "Old ceasefire", "guid": "1"}]))
         first = monitor("once", "-c", str(config))
@@ -160,10 +160,10 @@ def test_once_then_status(tmp_path: Path) -> None:
     assert SECRET not in status.stdout
 
 
-def test_once_exits_1_while_a_delivery_is_failing(tmp_path: Path) -> None:
+def test_once_exits_1_while_a_delivery_is_failing(tmp_path: Path, database_url: str) -> None:
     with FeedServer() as server, Receiver(secret=SECRET) as receiver:
         server.set("/f.xml", rss([]))
-        config = write(tmp_path, hook_url=receiver.url(), feed_url=server.url("/f.xml"))
+        config = write(tmp_path, database=database_url, hook_url=receiver.url(), feed_url=server.url("/f.xml"))
         monitor("once", "-c", str(config))
         server.set("/f.xml", rss([{"title": "Ceasefire", "guid": "9"}]))
         receiver.respond([503])
@@ -174,10 +174,10 @@ def test_once_exits_1_while_a_delivery_is_failing(tmp_path: Path) -> None:
     assert "failing deliveries:" in status.stdout and "HTTP 503" in status.stdout
 
 
-def test_dead_letters_are_listed_and_redelivered_with_their_id(tmp_path: Path) -> None:
+def test_dead_letters_are_listed_and_redelivered_with_their_id(tmp_path: Path, database_url: str) -> None:
     with FeedServer() as server, Receiver(secret=SECRET) as receiver:
         server.set("/f.xml", rss([]))
-        config = str(write(tmp_path, hook_url=receiver.url(), feed_url=server.url("/f.xml")))
+        config = str(write(tmp_path, database=database_url, hook_url=receiver.url(), feed_url=server.url("/f.xml")))
         monitor("once", "-c", config)
         server.set("/f.xml", rss([{"title": "Ceasefire agreed", "guid": "9"},
                                   {"title": "New START talks", "guid": "10"}]))
@@ -205,10 +205,10 @@ def test_dead_letters_are_listed_and_redelivered_with_their_id(tmp_path: Path) -
         assert json.loads(monitor("alerts", "--delivered", "--json", "-c", config).stdout)[0]["attempts"] == 1
 
 
-def test_status_shows_alerts_waiting_for_a_removed_webhook(tmp_path: Path) -> None:
+def test_status_shows_alerts_waiting_for_a_removed_webhook(tmp_path: Path, database_url: str) -> None:
     with FeedServer() as server:
         server.set("/f.xml", rss([]))
-        config = write(tmp_path, feed_url=server.url("/f.xml"))
+        config = write(tmp_path, database=database_url, feed_url=server.url("/f.xml"))
         monitor("once", "-c", str(config))
         server.set("/f.xml", rss([{"title": "Ceasefire agreed", "guid": "9"}]))
         monitor("once", "--all", "-c", str(config))  # the webhook is unreachable: pending

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import (
     Connection,
     Engine,
@@ -278,7 +279,8 @@ class Store:
             raise StorageError(f"cannot open database {self.display_url}: {self._short(e)}") from e
 
     def upgrade(self) -> tuple[SchemaState, SchemaState]:
-        """Migrate to the head revision; the states before and after."""
+        """Migrate to the head revision; the states before and after. SchemaError for a
+        revision this code does not know (a newer monitor wrote it)."""
         self.schema_state()  # a database that cannot be reached fails here, clearly
         with self.transaction() as conn:
             if conn.dialect.name == "postgresql":
@@ -286,7 +288,12 @@ class Store:
                 # wait here and then find the schema current.
                 conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
             before = schema.schema_state(conn)
-            return before, schema.upgrade(conn)
+            if not before.known:
+                raise SchemaError(schema_problem(before, self.display_url, auto_migrate=True))
+            try:
+                return before, schema.upgrade(conn)
+            except AlembicError as e:
+                raise SchemaError(f"cannot migrate database {self.display_url}: {e}") from e
 
     def new_token(self) -> str:
         return self._token_prefix + uuid.uuid4().hex[:31]

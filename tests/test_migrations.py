@@ -232,3 +232,16 @@ def test_migrations_ship_inside_the_package() -> None:
     for name in revisions:
         source = schema.MIGRATIONS.joinpath("versions", name).read_text()
         assert "op.execute" not in source and "sqlite" not in source.lower(), name
+
+
+def test_db_upgrade_refuses_a_schema_newer_than_the_code(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        schema.upgrade(conn)
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    config = str(write_config(tmp_path, url, "http://127.0.0.1:9/a.xml", "http://127.0.0.1:9/h"))
+    result = monitor("db", "upgrade", "-c", config)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "revision 9999, which this monitor does not know" in result.stderr

@@ -357,7 +357,8 @@ class Store:
                 secs = max(1, int(interval.total_seconds()))
                 row = existing.get(url)
                 if row is None:
-                    conn.execute(feeds.insert().values(
+                    # Skip a feed another instance, starting at the same moment, just added.
+                    conn.execute(insert_or_skip(feeds, conn.dialect.name, ("url",)).values(
                         url=url, name=name, active=True, interval_s=secs,
                         next_poll_at=now, error_count=0, created_at=now,
                     ))

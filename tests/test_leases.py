@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,3 +185,30 @@ def test_no_instance_takes_out_a_feed_another_running_config_has(tmp_path: Path,
     assert h.store.sync_feeds(only_a, h.clock(), instance="small")
     assert h.store.sync_feeds(only_a, h.clock())  # `once`, registering nothing
     assert active() == {"a.xml"}
+
+
+def test_instances_starting_together_add_the_same_new_feeds(tmp_path: Path, server: FeedServer,
+                                                           database: str) -> None:
+    """Daemons' first syncs of one config race to insert the same feed rows."""
+    server.set("/a.xml", rss(OLD))
+    h = Harness(write_config(tmp_path, server, database))
+    schedule = [(f"https://race.example/{n}.xml", None, timedelta(minutes=10)) for n in range(300)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def sync(instance: str) -> None:
+        barrier.wait()
+        try:
+            h.store.sync_feeds(schedule, h.clock(), instance=instance)
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=sync, args=(f"i{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with h.store.engine.connect() as conn:
+        rows = conn.execute(select(feeds.c.url).where(feeds.c.url.like("https://race.example/%"))).all()
+    assert len(rows) == 300

@@ -618,9 +618,10 @@ class Store:
             return {r.name: (r.disabled_at, r.reason) for r in conn.execute(select(webhook_state))}
 
     def disable_webhook(self, name: str, *, reason: str, now: datetime) -> None:
-        with self.transaction() as conn:
-            conn.execute(webhook_state.delete().where(webhook_state.c.name == name))
-            conn.execute(webhook_state.insert().values(name=name, disabled_at=now, reason=reason[:1024]))
+        values = {"disabled_at": now, "reason": reason[:1024]}
+        with self.transaction() as conn:  # two instances may meet the 410 at once
+            conn.execute(insert_or_skip(webhook_state, conn.dialect.name, ("name",)).values(name=name, **values))
+            conn.execute(update(webhook_state).where(webhook_state.c.name == name).values(**values))
 
     def enable_webhooks(self, names: Iterable[str]) -> list[str]:
         """Switch these webhooks on again (a reload); the ones that were off."""

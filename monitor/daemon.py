@@ -170,6 +170,7 @@ class Daemon:
         self.server: OpsServer | None = None
         self._reloading = asyncio.Lock()
         self._peers: frozenset[str] = frozenset()  # the other live instances' feed lists
+        self._backlog = False  # the last claim was full: more feeds may be due
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -269,6 +270,9 @@ class Daemon:
         except MonitorError as e:
             event("poll_tick_failed", logging.ERROR, error=str(e))
             return
+        # A full claim means more feeds may be due than there was room for: each finished
+        # poll then asks for the next tick at once, instead of waiting for the next second.
+        self._backlog = len(feeds) == free
         for feed in feeds:
             self.track(asyncio.create_task(self.poll_feed(feed), name=f"poll:{feed.url}"))
 
@@ -283,6 +287,8 @@ class Daemon:
         except Exception as e:  # a bug or a database outage must not take the daemon down
             event("poll_crashed", logging.ERROR, feed=feed.url, error=f"{type(e).__name__}: {e}",
                   exc_info=not isinstance(e, MonitorError))
+        if self._backlog and self.scheduler and not self.stopping.is_set():
+            self.scheduler.modify_job("poll", next_run_time=datetime.now(UTC))
 
     async def deliver_tick(self) -> None:
         if self.stopping.is_set():

@@ -227,8 +227,8 @@ def status(config_path: Path) -> None:
     config, store = work_store(config_path)
     try:
         feeds, counts, problems = store.feed_rows(), store.counts(), store.problem_alerts()
-        notes = webhook_notes(config, store)
         pending = store.pending_by_webhook()
+        notes = webhook_notes(config, store.disabled_webhooks(), pending)
     finally:
         store.close()
     click.echo(f"feeds ({len(feeds)}):")
@@ -250,12 +250,13 @@ def status(config_path: Path) -> None:
                        f"after {a['attempts']} attempts{retry}: {a['last_error']}\n    {a['title']}")
 
 
-def webhook_notes(config: Config, store: Store) -> dict[str, str]:
+def webhook_notes(config: Config, disabled: dict[str, tuple[datetime, str]],
+                  pending: dict[str, int]) -> dict[str, str]:
     """Why a webhook's alerts do not go out: switched off by a 410, or gone from the config."""
     notes = {name: f"disabled since {when(since)} ({reason}); a reload enables it"
-             for name, (since, reason) in store.disabled_webhooks().items()}
+             for name, (since, reason) in disabled.items()}
     configured = {w.name for w in config.webhooks}
-    for name in store.pending_by_webhook():
+    for name in pending:
         if name not in configured:
             notes[name] = "not in the config: its alerts wait until it is added back"
     return notes
@@ -279,7 +280,7 @@ def alerts(config_path: Path, status: str | None, topic: str | None, webhook: st
     config, store = work_store(config_path)
     try:
         rows = store.list_alerts(status=status, topic=topic, webhook=webhook, limit=limit)
-        notes = webhook_notes(config, store)
+        notes = webhook_notes(config, store.disabled_webhooks(), store.pending_by_webhook())
     finally:
         store.close()
     for row in rows:

@@ -9,6 +9,8 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, inspect
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -58,7 +60,7 @@ def schema_state(conn: Connection) -> SchemaState:
 def _is_known(revision: str) -> bool:
     try:
         return ScriptDirectory(str(MIGRATIONS)).get_revision(revision) is not None
-    except Exception:  # alembic raises several types for an unknown id
+    except (CommandError, RevisionError):  # an id no revision file has
         return False
 
 

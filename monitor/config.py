@@ -63,6 +63,7 @@ class ServerConfig:
 # Delay after each failed attempt (Svix's schedule): 7 retries over about 28 hours.
 DEFAULT_RETRY = tuple(timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000))
 MAX_RETRIES = 30
+MAX_DIGEST = timedelta(days=1)  # news a day old is no longer news
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class WebhookConfig:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     retry: tuple[timedelta, ...] = DEFAULT_RETRY  # delay after each failed attempt
     rate_limit: Rate | None = None                # None: no limit
+    digest: timedelta | None = None               # every alert waits this long, bundled per topic
+    max_per_hour: int | None = None               # singles per clock hour; the rest go in digests
 
 
 @dataclass(frozen=True)
@@ -438,7 +441,8 @@ _TOP_KEYS = ("monitor", "server", "webhooks", "feeds", "topics")
 _SETTINGS_KEYS = ("database", "interval", "first_poll", "recent", "concurrency", "timeout",
                   "retention", "auto_migrate", "log_format")
 _SERVER_KEYS = ("listen",)
-_WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry", "rate_limit")
+_WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry", "rate_limit", "digest",
+                 "max_per_hour")
 _FEED_KEYS = ("url", "name", "interval", "tags")
 _TOPIC_KEYS = ("name", "title", "query", "webhooks", "feeds")
 
@@ -559,10 +563,17 @@ def _webhook(table: _Table) -> WebhookConfig | None:
     headers = _headers(table)
     retry = _retry(table)
     rate = _rate_limit(table, format_ or "json")
+    digest = table.duration("digest")
+    if digest is not None and digest > MAX_DIGEST:
+        table.problem("digest", f"at most {format_duration(MAX_DIGEST)}")
+    max_per_hour = table.integer("max_per_hour", 1, 100_000)
+    if "digest" in table.data and "max_per_hour" in table.data:
+        table.problem("max_per_hour", "cannot be combined with digest, which already puts every "
+                      "alert in a digest: keep one of the two")
     if name is None or url is None:
         return None
     return WebhookConfig(name, url, format_ or "json", secret, headers,
-                         DEFAULT_RETRY if retry is None else retry, rate)
+                         DEFAULT_RETRY if retry is None else retry, rate, digest, max_per_hour)
 
 
 def _rate_limit(table: _Table, format_: str) -> Rate | None:

@@ -19,7 +19,7 @@ import httpx
 
 from monitor import USER_AGENT
 from monitor.config import DEFAULT_RETRY, WebhookConfig
-from monitor.formats import AlertMessage, render
+from monitor.formats import Message, render
 from monitor.httputil import parse_retry_after
 
 MAX_RETRY_AFTER = 36000.0  # a receiver may slow us down up to the longest default delay, no more
@@ -95,20 +95,21 @@ class Sender:
         await self._client.aclose()
 
     async def send(
-        self, message: AlertMessage, webhook: WebhookConfig, *, now: datetime
+        self, message: Message, webhook: WebhookConfig, *, now: datetime
     ) -> Outcome:
-        """One attempt to deliver `message`; `now` is this attempt's webhook-timestamp."""
+        """One attempt to deliver `message` (an alert or a digest); `now` is this attempt's
+        webhook-timestamp."""
         rendered = render(message, webhook)
         headers = httpx.Headers(rendered.headers)
         for name, value in webhook.headers:
             headers[name] = value
         # Set last, so that no extra header can replace them.
         timestamp = int(now.timestamp())
-        headers["webhook-id"] = message.alert_id
+        headers["webhook-id"] = message.message_id
         headers["webhook-timestamp"] = str(timestamp)
         if webhook.secret:
             headers["webhook-signature"] = sign(
-                webhook.secret, message.alert_id, timestamp, rendered.body
+                webhook.secret, message.message_id, timestamp, rendered.body
             )
         async with self._slots:
             started = time.monotonic()

@@ -36,6 +36,29 @@ class AlertMessage:
     feed_url: str
     matched: tuple[str, ...]     # the query words that matched, for humans
 
+    @property
+    def message_id(self) -> str:
+        return self.alert_id
+
+
+@dataclass(frozen=True)
+class DigestMessage:
+    """Several alerts of one topic in one message (a `digest` window, or `max_per_hour`
+    overflow); each keeps its own alert id, shown in the message."""
+
+    digest_id: str               # ULID; the webhook-id, the same on every retry
+    created_at: datetime
+    topic_name: str
+    topic_title: str | None
+    alerts: tuple[AlertMessage, ...]  # oldest first
+
+    @property
+    def message_id(self) -> str:
+        return self.digest_id
+
+
+Message = AlertMessage | DigestMessage
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -46,13 +69,13 @@ class Rendered:
     body: bytes
 
 
-def render(message: AlertMessage, webhook: WebhookConfig) -> Rendered:
+def render(message: Message, webhook: WebhookConfig) -> Rendered:
     """The request `webhook` expects for `message`; ValueError for an unknown format."""
-    try:
-        renderer = _RENDERERS[webhook.format]
-    except KeyError:
-        raise ValueError(f"unknown webhook format {webhook.format!r}") from None
-    return renderer(defang(message), webhook.url)
+    if webhook.format not in _RENDERERS:
+        raise ValueError(f"unknown webhook format {webhook.format!r}")
+    if isinstance(message, DigestMessage):
+        return _DIGEST_RENDERERS[webhook.format](defang_digest(message), webhook.url)
+    return _RENDERERS[webhook.format](defang(message), webhook.url)
 
 
 # C0 and C1 control characters (tab and newline aside), DEL, and the bidirectional
@@ -74,6 +97,13 @@ def defang(message: AlertMessage) -> AlertMessage:
         topic_title=strip_hostile(message.topic_title) if message.topic_title else None,
         guid=strip_hostile(message.guid) if message.guid else None,
         matched=tuple(strip_hostile(m) for m in message.matched),
+    )
+
+
+def defang_digest(digest: DigestMessage) -> DigestMessage:
+    return replace(
+        digest, alerts=tuple(defang(a) for a in digest.alerts),
+        topic_title=strip_hostile(digest.topic_title) if digest.topic_title else None,
     )
 
 
@@ -399,6 +429,176 @@ def _fit(
 def _dump(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
+
+# --- digests --------------------------------------------------------------------------
+# A digest lists its alerts one entry each: title (with its link), feed, time and alert id.
+# How many entries one message holds is each target's limit (Slack's 50 blocks, Discord's 10
+# embeds, ntfy's 4 KB body, ...): the bundler splits a bigger window into several digests,
+# sized with digest_entry_cost, so that every renderer below fits its entries whole.
+
+DIGEST_TITLE = 200    # chars of an entry's title
+DIGEST_FEED = 100     # chars of an entry's feed name
+DIGEST_SUMMARY = 280  # chars of an entry's summary (json only)
+
+# format → (most entries, most total entry cost) per message
+DIGEST_CAPACITY = {
+    "json": (25, 18_000),        # Standard Webhooks: keep a payload under 20 KB
+    "slack": (40, 30_000),       # 50 blocks; ~40k chars of message
+    "discord": (10, 5_000),      # 10 embeds; 6,000 chars of embed text
+    "teams": (25, 24_000),       # ~28 KB of card
+    "mattermost": (20, 14_000),  # a post of more than 16,383 chars is split
+    "ntfy": (10, 3_600),         # a body over 4,096 bytes becomes an attachment
+}
+
+
+def digest_entry_cost(format_: str, title: str, url: str | None, summary: str) -> int:
+    """About how much of a message one entry takes (bytes for ntfy, chars elsewhere)."""
+    text = title[:DIGEST_TITLE] + (url or "")
+    if format_ == "json":
+        return len(text) + min(len(summary), DIGEST_SUMMARY) + 400
+    if format_ == "ntfy":
+        return len(text.encode()) + DIGEST_FEED + 80
+    if format_ == "discord":  # Discord counts embed text, not URLs, against its limit
+        return len(title[:DIGEST_TITLE]) + DIGEST_FEED + 40
+    return len(text) + DIGEST_FEED + 120
+
+
+def _entry_facts(alert: AlertMessage, *, id_mark: str = "") -> str:
+    feed = truncate(_feed(alert), DIGEST_FEED)
+    return f"{feed}  ·  {_human_time(alert.published)}  ·  {id_mark}{alert.alert_id}{id_mark}"
+
+
+def _entry_title(alert: AlertMessage) -> str:
+    return truncate(_title(alert), DIGEST_TITLE)
+
+
+def _digest_topic(digest: DigestMessage) -> str:
+    return digest.topic_title or digest.topic_name
+
+
+def _count(digest: DigestMessage) -> str:
+    n = len(digest.alerts)
+    return f"{n} alert" if n == 1 else f"{n} alerts"
+
+
+def _render_json_digest(digest: DigestMessage, url: str) -> Rendered:
+    entries = []
+    for alert in digest.alerts:
+        data = _json_payload(alert)["data"]
+        data["item"]["summary"] = truncate(alert.summary, DIGEST_SUMMARY)
+        del data["topic"]
+        entries.append(data)
+    payload = {
+        "type": "monitor.digest",
+        "timestamp": _iso(digest.created_at),
+        "data": {
+            "digest_id": digest.digest_id,
+            "topic": {"name": digest.topic_name, "title": _digest_topic(digest)},
+            "count": len(entries),
+            "alerts": entries,
+        },
+    }
+    return Rendered(url, {"Content-Type": JSON}, _dump(payload))
+
+
+def _render_slack_digest(digest: DigestMessage, url: str) -> Rendered:
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(_digest_topic(digest), 150)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Digest: {_count(digest)}"}]},
+    ]
+    for alert in digest.alerts:
+        title = _slack_escape(_entry_title(alert))
+        link = f"<{_slack_escape(_quote_url(alert.url, '|<>'))}|{title}>" if alert.url else title
+        facts = _slack_escape(_entry_facts(alert, id_mark="`"))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{link}*\n{facts}"}})
+    payload = {
+        "text": _fit(f"{_digest_topic(digest)}: {_count(digest)}", 3000, _slack_escape),
+        "blocks": blocks,
+    }
+    return Rendered(url, {"Content-Type": JSON}, _dump(payload))
+
+
+def _render_discord_digest(digest: DigestMessage, url: str) -> Rendered:
+    embeds = []
+    for alert in digest.alerts:
+        embed: dict[str, Any] = {"title": _entry_title(alert),
+                                 "footer": {"text": _entry_facts(alert)}}
+        if alert.url:
+            embed["url"] = alert.url
+        if alert.published:
+            embed["timestamp"] = _iso(alert.published)
+        embeds.append(embed)
+    topic = _fit(_digest_topic(digest), 1900, _markdown_escape)
+    payload = {
+        "content": f"**{topic}**: {_count(digest)}",
+        "embeds": embeds,
+        "allowed_mentions": {"parse": []},
+    }
+    return Rendered(_with_wait(url), {"Content-Type": JSON}, _dump(payload))
+
+
+def _render_teams_digest(digest: DigestMessage, url: str) -> Rendered:
+    body: list[dict[str, Any]] = [
+        _text_block(_digest_topic(digest), size="Small", weight="Bolder", color="Accent"),
+        _text_block(f"Digest: {_count(digest)}", size="Large", weight="Bolder"),
+    ]
+    for alert in digest.alerts:
+        entry: dict[str, Any] = {
+            "type": "Container",
+            "separator": True,
+            "items": [_text_block(_entry_title(alert), weight="Bolder"),
+                      _text_block(_entry_facts(alert), size="Small", isSubtle=True)],
+        }
+        if alert.url:  # the whole entry opens the article
+            entry["selectAction"] = {"type": "Action.OpenUrl", "title": "Open article", "url": alert.url}
+        body.append(entry)
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard", "version": "1.4", "body": body}
+    payload = {
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+    }
+    return Rendered(url, {"Content-Type": JSON}, _dump(payload))
+
+
+def _render_mattermost_digest(digest: DigestMessage, url: str) -> Rendered:
+    def escape(text: str) -> str:
+        return _neutralise_mentions(_markdown_escape(text))
+
+    lines = [f"**{escape(_digest_topic(digest))}**: {_count(digest)}"]
+    for alert in digest.alerts:
+        title = escape(_entry_title(alert))
+        if alert.url:
+            title = f"[{title}]({_quote_url(alert.url, ' ()<>')})"
+        lines += [f"- **{title}**", f"  {escape(_entry_facts(alert))}"]
+    return Rendered(url, {"Content-Type": JSON}, _dump({"text": "\n".join(lines)}))
+
+
+def _render_ntfy_digest(digest: DigestMessage, url: str) -> Rendered:
+    entries = []
+    for alert in digest.alerts:
+        lines = [f"• {_entry_title(alert)}"]
+        if alert.url:
+            lines.append(f"  {_quote_url(alert.url, '')}")
+        lines.append(f"  {_entry_facts(alert)}")
+        entries.append("\n".join(lines))
+    headers = {
+        "Content-Type": "text/plain; charset=utf-8",
+        "Title": _header_value(truncate(f"{_digest_topic(digest)}: {_count(digest)}", 250)),
+        "Tags": _header_value(f"newspaper,{digest.topic_name.replace(',', ' ')}"),
+        "Priority": "3",
+    }
+    return Rendered(url, headers, "\n\n".join(entries).encode())
+
+
+_DIGEST_RENDERERS: dict[str, Callable[[DigestMessage, str], Rendered]] = {
+    "json": _render_json_digest,
+    "slack": _render_slack_digest,
+    "discord": _render_discord_digest,
+    "teams": _render_teams_digest,
+    "mattermost": _render_mattermost_digest,
+    "ntfy": _render_ntfy_digest,
+}
 
 _RENDERERS: dict[str, Callable[[AlertMessage, str], Rendered]] = {
     "json": _render_json,

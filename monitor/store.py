@@ -36,12 +36,14 @@ from monitor.errors import LeaseLost, SchemaError, StorageError
 from monitor.log import event
 from monitor.metrics import StoreFigures
 from monitor.schema import SchemaState
-from monitor.tables import alerts, deliveries, feeds, instances, items, leases, tombstones, webhook_state
+from monitor.tables import alerts, deliveries, digests, feeds, instances, items, leases, tombstones, webhook_state
 
 T = TypeVar("T")
-TOMBSTONE_REFRESH = timedelta(days=1)
+TOMBSTONE_REFRESH = timedelta(days=1)  # how stale a served tombstone's seen_at may get
 INSTANCE_TIMEOUT = timedelta(seconds=90)  # an instance silent this long is gone (3 heartbeats)
-SCHEMA_LOCK = 0x6D6F6E69  # PostgreSQL advisory lock id held while migrating ("moni")  # how stale a served tombstone's seen_at may get
+SCHEMA_LOCK = 0x6D6F6E69  # PostgreSQL advisory lock id held while migrating ("moni")
+# An alert that goes out on its own: not held for a digest, not in one.
+SINGLE = alerts.c.hold_until.is_(None) & alerts.c.digest_id.is_(None)
 
 
 @dataclass(frozen=True)
@@ -305,8 +307,8 @@ class Store:
         with self.transaction() as conn:
             freed_feeds = conn.execute(update(feeds).where(feeds.c.lease_owner.like(dead)).values(
                 lease_until=None, lease_owner=None)).rowcount
-            freed_alerts = conn.execute(update(alerts).where(alerts.c.lease_owner.like(dead)).values(
-                lease_until=None, lease_owner=None)).rowcount
+            freed_alerts = sum(conn.execute(update(table).where(table.c.lease_owner.like(dead)).values(
+                lease_until=None, lease_owner=None)).rowcount for table in (alerts, digests))
         return freed_feeds, freed_alerts
 
     def renew_alerts(self, claimed: Sequence[PendingAlert], lease: timedelta) -> None:
@@ -528,12 +530,12 @@ class Store:
     def due_alerts(self, now: datetime, limit: int, webhooks: Iterable[str]) -> list[PendingAlert]:
         """Pending alerts whose next attempt is due, oldest first, for known webhooks
         (a read: claim_due_alerts is what delivery uses)."""
-        query = _pending_query().where(
+        query = pending_query().where(
             alerts.c.status == "pending", alerts.c.next_attempt_at <= now,
-            alerts.c.webhook.in_(list(webhooks)),
+            alerts.c.webhook.in_(list(webhooks)), SINGLE,
         ).order_by(alerts.c.next_attempt_at, alerts.c.id).limit(limit)
         with self.transaction(write=False) as conn:
-            return [_pending_alert(r, "") for r in conn.execute(query)]
+            return [pending_alert(r, "") for r in conn.execute(query)]
 
     def claim_due_alerts(self, now: datetime, limit: int, webhooks: Iterable[str],
                          lease: timedelta) -> list[PendingAlert]:
@@ -544,7 +546,7 @@ class Store:
             free = or_(alerts.c.lease_until.is_(None), alerts.c.lease_until < lease_now)
             ids = list(conn.execute(
                 select(alerts.c.id).where(alerts.c.status == "pending", alerts.c.next_attempt_at <= now,
-                                          alerts.c.webhook.in_(list(webhooks)), free)
+                                          alerts.c.webhook.in_(list(webhooks)), SINGLE, free)
                 .order_by(alerts.c.next_attempt_at, alerts.c.id).limit(limit)
                 .with_for_update(skip_locked=True)).scalars())
             if not ids:
@@ -552,9 +554,9 @@ class Store:
             token = self.new_token()  # one claim, one token for its batch
             conn.execute(update(alerts).where(alerts.c.id.in_(ids), free).values(
                 lease_until=lease_now + lease, lease_owner=token))
-            rows = conn.execute(_pending_query().where(alerts.c.lease_owner == token)
+            rows = conn.execute(pending_query().where(alerts.c.lease_owner == token)
                                 .order_by(alerts.c.next_attempt_at, alerts.c.id)).all()
-        return [_pending_alert(r, token) for r in rows]
+        return [pending_alert(r, token) for r in rows]
 
     def release_alerts(self, claimed: Iterable[PendingAlert]) -> None:
         """Give back alert leases that will not be used (stopping mid-batch)."""
@@ -724,7 +726,7 @@ class Store:
                             most_overdue_poll_at=due)
 
 
-def _pending_query() -> Any:
+def pending_query() -> Any:
     """An outbox row joined with its item and feed: what a delivery needs."""
     return (
         select(
@@ -739,7 +741,7 @@ def _pending_query() -> Any:
     )
 
 
-def _pending_alert(r: Row, token: str) -> PendingAlert:
+def pending_alert(r: Row, token: str) -> PendingAlert:
     return PendingAlert(
         id=r.id, topic=r.topic, webhook=r.webhook, matched=tuple(json.loads(r.matched)),
         attempts=r.attempts, created_at=r.created_at, title=r.title, link=r.link,

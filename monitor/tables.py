@@ -117,12 +117,38 @@ alerts = Table(
     Column("delivered_at", UTCDateTime),
     Column("lease_until", UTCDateTime),      # set while a delivery is in flight
     Column("lease_owner", String(32)),       # the claim's token; the attempt's record requires it
+    # Held back to go out in a digest (a digest window, or max_per_hour overflow): its
+    # topic's held alerts are bundled when the earliest hold ends.
+    Column("hold_until", UTCDateTime),
+    Column("digest_id", String(26)),         # the digest (digests.id) it goes out in, once bundled
     # The rule "one alert per (story, topic, webhook)" enforced by the database, so that
     # no race between pollers can ever produce a second one.
     UniqueConstraint("story_key", "topic", "webhook", name="uq_alerts_story_topic_webhook"),
 )
 Index("ix_alerts_due", alerts.c.status, alerts.c.next_attempt_at)
 Index("ix_alerts_item", alerts.c.item_id)  # retention finds an item's alerts
+Index("ix_alerts_held", alerts.c.hold_until)
+Index("ix_alerts_digest", alerts.c.digest_id)
+Index("ix_alerts_sent", alerts.c.webhook, alerts.c.delivered_at)  # max_per_hour counts the hour's sends
+
+# One message carrying several alerts of one topic to one webhook. Its delivery state is
+# an alert's; its members follow it.
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", String(26), primary_key=True),  # ULID; the webhook-id on every attempt
+    Column("webhook", String(256), nullable=False),
+    Column("topic", String(256), nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),  # pending|delivered|failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", String(1024)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(32)),
+)
+Index("ix_digests_due", digests.c.status, digests.c.next_attempt_at)
 
 # Named leases for work one instance at a time does (the maintenance job).
 leases = Table(

@@ -26,12 +26,12 @@ class HeldAlert:
 
 
 def split_for(format_: str, held: Sequence[HeldAlert]) -> list[list[str]]:
-    """A topic's held alerts, oldest first, cut into digests that each fit one message of
-    `format_` (at least one alert each, so even an outsize entry goes out)."""
+    """A topic's held alerts, in the order given (oldest first), cut into digests that each
+    fit one message of `format_` (at least one alert each, so even an outsize entry goes out)."""
     most, budget = DIGEST_CAPACITY[format_]
     digests: list[list[str]] = []
     cost = 0
-    for alert in sorted(held, key=lambda a: (a.created_at, a.id)):
+    for alert in held:
         entry = digest_entry_cost(format_, alert.title, alert.link, alert.summary)
         if not digests or len(digests[-1]) >= most or cost + entry > budget:
             digests.append([])

@@ -227,7 +227,7 @@ def status(config_path: Path) -> None:
     config, store = work_store(config_path)
     try:
         feeds, counts, problems = store.feed_rows(), store.counts(), store.problem_alerts()
-        pending = store.pending_by_webhook()
+        pending, held = store.pending_by_webhook(), store.held_by_webhook()
         notes = webhook_notes(config, store.disabled_webhooks(), pending)
     finally:
         store.close()
@@ -240,7 +240,8 @@ def status(config_path: Path) -> None:
                    f"next {when(f['next_poll_at'])}; errors {f['error_count']}")
     click.echo("webhooks:")
     for name in [w.name for w in config.webhooks] + sorted(set(pending) - {w.name for w in config.webhooks}):
-        click.echo(f"  {name}: {notes.get(name, 'enabled')}; {pending.get(name, 0)} pending")
+        in_digest = f" ({held[name]} for a digest)" if held.get(name) else ""
+        click.echo(f"  {name}: {notes.get(name, 'enabled')}; {pending.get(name, 0)} pending{in_digest}")
     click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     if problems:
         click.echo("failing deliveries:")
@@ -294,6 +295,10 @@ def alerts(config_path: Path, status: str | None, topic: str | None, webhook: st
         click.echo(f"{row['id']} {row['status']:<9} {row['topic']} → {row['webhook']} "
                    f"{when(row['created_at'])}, {row['attempts']} attempts{error}")
         click.echo(f"    {row['title']}")
+        if row["digest_id"]:
+            click.echo(f"    in digest {row['digest_id']}")
+        elif row["hold_until"] and row["status"] == "pending":
+            click.echo(f"    held for a digest until {when(row['hold_until'])}")
         if row["waiting"]:
             click.echo(f"    waiting: {row['waiting']}")
     click.echo(f"{len(rows)} alerts")
@@ -306,7 +311,10 @@ def alerts(config_path: Path, status: str | None, topic: str | None, webhook: st
 @click.option("--webhook", help="With --failed: only this webhook's.")
 @user_errors
 def redeliver(config_path: Path, ids: tuple[str, ...], failed: bool, webhook: str | None) -> None:
-    """Queue alerts again, keeping their webhook-id: IDs, or --failed [--webhook W]."""
+    """Queue alerts again, keeping their webhook-id: IDs, or --failed [--webhook W].
+
+    An alert that went out in a digest goes again in that digest (a digest id may be given
+    too)."""
     if bool(ids) == failed:
         fail("give alert IDs, or --failed (with --webhook W for one webhook's)")
     if webhook and not failed:
@@ -318,7 +326,7 @@ def redeliver(config_path: Path, ids: tuple[str, ...], failed: bool, webhook: st
     finally:
         store.close()
     if unknown:
-        fail(f"no alert with id {', '.join(unknown)}; nothing queued")
+        fail(f"no alert or digest with id {', '.join(unknown)}; nothing queued")
     click.echo(f"queued {queued} alerts; the daemon (or `monitor once`) delivers them")
 
 

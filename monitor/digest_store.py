@@ -68,7 +68,8 @@ class DigestStore:
                     alerts.c.hold_until <= now).group_by(alerts.c.webhook, alerts.c.topic))]
 
     def held(self, webhook: str, topic: str) -> list[HeldAlert]:
-        """Every alert held for this webhook and topic, whatever its hold."""
+        """Every alert held for this webhook and topic, whatever its hold, oldest first (in
+        feed order within one poll)."""
         with self.store.transaction(write=False) as conn:
             return [HeldAlert(r.id, r.created_at, r.hold_until, r.title, r.link, r.summary)
                     for r in conn.execute(
@@ -77,7 +78,8 @@ class DigestStore:
                         .join(items, items.c.id == alerts.c.item_id)
                         .where(alerts.c.webhook == webhook, alerts.c.topic == topic,
                                alerts.c.status == "pending", alerts.c.digest_id.is_(None),
-                               alerts.c.hold_until.is_not(None)))]
+                               alerts.c.hold_until.is_not(None))
+                        .order_by(alerts.c.created_at, alerts.c.item_id))]
 
     def bundle(self, webhook: str, topic: str, ids: Sequence[str], *, now: datetime) -> tuple[str, int] | None:
         """Make one digest of these held alerts: (its id, how many it took), or None when
@@ -120,7 +122,7 @@ class DigestStore:
             members: dict[str, list[PendingAlert]] = {r.id: [] for r in rows}
             for m in conn.execute(pending_query().add_columns(alerts.c.digest_id)
                                   .where(alerts.c.digest_id.in_(list(members)))
-                                  .order_by(alerts.c.created_at, alerts.c.id)):
+                                  .order_by(alerts.c.created_at, alerts.c.item_id)):
                 members[m.digest_id].append(pending_alert(m, token))
         return [PendingDigest(r.id, r.webhook, r.topic, r.attempts, r.created_at,
                               tuple(members[r.id]), token) for r in rows]

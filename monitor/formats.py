@@ -454,8 +454,8 @@ DIGEST_CAPACITY = {
 def digest_entry_cost(format_: str, title: str, url: str | None, summary: str) -> int:
     """About how much of a message one entry takes (bytes for ntfy, chars elsewhere)."""
     text = title[:DIGEST_TITLE] + (url or "")
-    if format_ == "json":
-        return len(text) + min(len(summary), DIGEST_SUMMARY) + 400
+    if format_ == "json":  # whole titles, and the feed's name, url and the guid besides
+        return len(title) + len(url or "") + min(len(summary), DIGEST_SUMMARY) + 600
     if format_ == "ntfy":
         return len(text.encode()) + DIGEST_FEED + 80
     if format_ == "discord":  # Discord counts embed text, not URLs, against its limit

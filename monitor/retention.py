@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, select, tuple_
 
 from monitor.store import TOMBSTONE_IDENTITY, TOMBSTONE_REFRESH, Store, insert_or_skip, key_hash, story_hash
-from monitor.tables import alerts, deliveries, feeds, items, tombstones
+from monitor.tables import alerts, deliveries, digests, feeds, items, tombstones
 
 BATCH = 500  # rows per transaction: short enough never to hold the write lock for long
 
@@ -64,10 +64,15 @@ def _prune_items(store: Store, now: datetime, cutoff: datetime, batch: int, stat
             dict(feed_id=r.feed_id, key_hash=key_hash(r.key), story=story_hash(r.story_key), seen_at=now)
             for r in rows])
         their_alerts = select(alerts.c.id).where(alerts.c.item_id.in_(ids))
+        their_digests = set(conn.execute(select(alerts.c.digest_id).where(
+            alerts.c.item_id.in_(ids), alerts.c.digest_id.is_not(None))).scalars())
         stats.attempts += conn.execute(
             deliveries.delete().where(deliveries.c.alert_id.in_(their_alerts))).rowcount
         stats.alerts += conn.execute(alerts.delete().where(alerts.c.item_id.in_(ids))).rowcount
         stats.items += conn.execute(items.delete().where(items.c.id.in_(ids))).rowcount
+        if their_digests:  # a digest goes with the last of its alerts
+            still_used = select(alerts.c.digest_id).where(alerts.c.digest_id.in_(their_digests))
+            conn.execute(digests.delete().where(digests.c.id.in_(their_digests), digests.c.id.not_in(still_used)))
     return len(rows)
 
 
@@ -90,4 +95,4 @@ def count_rows(store: Store) -> dict[str, int]:
     """Rows per table, for `db prune` and the size benchmark."""
     with store.transaction(write=False) as conn:
         return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in (items, alerts, deliveries, tombstones)}
+                for t in (items, alerts, digests, deliveries, tombstones)}

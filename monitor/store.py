@@ -640,13 +640,20 @@ class Store:
             return dict(conn.execute(select(alerts.c.webhook, func.count()).where(
                 alerts.c.status == "pending").group_by(alerts.c.webhook)).all())
 
+    def held_by_webhook(self) -> dict[str, int]:
+        """Pending alerts waiting for a digest (held, or bundled and not yet sent)."""
+        with self.transaction(write=False) as conn:
+            return dict(conn.execute(select(alerts.c.webhook, func.count()).where(
+                alerts.c.status == "pending", ~SINGLE).group_by(alerts.c.webhook)).all())
+
     def list_alerts(self, *, status: str | None = None, topic: str | None = None,
                     webhook: str | None = None, limit: int = 50) -> list[dict]:
         """Alerts newest first, with their item's title and link, for `monitor alerts`."""
         query = (
             select(alerts.c.id, alerts.c.topic, alerts.c.webhook, alerts.c.status, alerts.c.attempts,
                    alerts.c.last_error, alerts.c.created_at, alerts.c.next_attempt_at,
-                   alerts.c.delivered_at, items.c.title, items.c.link)
+                   alerts.c.delivered_at, alerts.c.hold_until, alerts.c.digest_id,
+                   items.c.title, items.c.link)
             .join(items, items.c.id == alerts.c.item_id)
             .order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
         )
@@ -659,24 +666,31 @@ class Store:
     def requeue(self, *, now: datetime, ids: Sequence[str] = (), failed_for: str | None = None,
                 all_failed: bool = False) -> tuple[int, list[str]]:
         """Queue alerts again (`monitor redeliver`), keeping their ids: the given ones (any
-        state), or every failed one (of one webhook). Their retry schedule starts over; the
-        attempt log keeps the history. Returns (queued, unknown ids); with an unknown id
-        nothing is queued."""
+        state; a digest id means its alerts), or every failed one (of one webhook). An alert
+        that went out in a digest goes again in that digest, under the digest's id. Their
+        retry schedule starts over; the attempt log keeps the history. Returns (alerts
+        queued, unknown ids); with an unknown id nothing is queued."""
         with self.transaction() as conn:
             if ids:
-                known = set(conn.execute(select(alerts.c.id).where(alerts.c.id.in_(list(ids)))).scalars())
-                unknown = [i for i in ids if i not in known]
+                known_alerts = set(conn.execute(select(alerts.c.id).where(alerts.c.id.in_(list(ids)))).scalars())
+                known_digests = set(conn.execute(select(digests.c.id).where(digests.c.id.in_(list(ids)))).scalars())
+                unknown = [i for i in ids if i not in known_alerts | known_digests]
                 if unknown:
                     return 0, unknown
-                which: ColumnElement[bool] = alerts.c.id.in_(list(ids))
+                which: ColumnElement[bool] = alerts.c.id.in_(known_alerts) | alerts.c.digest_id.in_(known_digests)
             elif all_failed or failed_for is not None:
                 which = alerts.c.status == "failed"
                 if failed_for is not None:
                     which = which & (alerts.c.webhook == failed_for)
             else:
                 return 0, []
-            queued = conn.execute(update(alerts).where(which).values(
-                status="pending", attempts=0, next_attempt_at=now, delivered_at=None)).rowcount
+            again = dict(status="pending", attempts=0, next_attempt_at=now, delivered_at=None)
+            in_digests = list(conn.execute(select(alerts.c.digest_id).distinct().where(
+                which, alerts.c.digest_id.is_not(None))).scalars())
+            if in_digests:
+                which = which | alerts.c.digest_id.in_(in_digests)
+                conn.execute(update(digests).where(digests.c.id.in_(in_digests)).values(**again))
+            queued = conn.execute(update(alerts).where(which).values(**again)).rowcount
         return queued, []
 
     def failing_alerts(self) -> int:

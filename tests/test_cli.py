@@ -194,7 +194,7 @@ def test_dead_letters_are_listed_and_redelivered_with_their_id(tmp_path: Path, d
         assert "failed" in text and "New START talks" in text and "Ceasefire agreed" not in text
 
         unknown = monitor("redeliver", "NOPE", "-c", config)
-        assert unknown.returncode == 2 and "no alert with id NOPE; nothing queued" in unknown.stderr
+        assert unknown.returncode == 2 and "no alert or digest with id NOPE; nothing queued" in unknown.stderr
         assert monitor("redeliver", "-c", config).returncode == 2  # IDs or --failed
         queued = monitor("redeliver", "--failed", "--webhook", "ops", "-c", config)
         assert queued.returncode == 0 and "queued 2 alerts" in queued.stdout

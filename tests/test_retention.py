@@ -63,7 +63,7 @@ def test_pruned_items_leave_tombstones_and_never_alert_again(tmp_path: Path, ser
     stats = prune(h.store, now=h.clock(), retention=RETENTION, batch=5)
     assert (stats.items, stats.alerts, stats.attempts, stats.tombstones) == (12, 1, 1, 0)
     assert stats.batches >= 12 // 5 + 1  # bounded transactions, not one big one
-    assert count_rows(h.store) == {"items": 0, "alerts": 0, "deliveries": 0, "tombstones": 12}
+    assert count_rows(h.store) == {"items": 0, "alerts": 0, "digests": 0, "deliveries": 0, "tombstones": 12}
 
     # The feed still serves the old story (and a new item): only the new one is new.
     fresh = {"title": "Markets close higher", "guid": "a9", "link": "https://news.example/a9"}

@@ -533,13 +533,14 @@ class Store:
         query = pending_query().where(
             alerts.c.status == "pending", alerts.c.next_attempt_at <= now,
             alerts.c.webhook.in_(list(webhooks)), SINGLE,
-        ).order_by(alerts.c.next_attempt_at, alerts.c.id).limit(limit)
+        ).order_by(alerts.c.next_attempt_at, alerts.c.item_id, alerts.c.id).limit(limit)
         with self.transaction(write=False) as conn:
             return [pending_alert(r, "") for r in conn.execute(query)]
 
     def claim_due_alerts(self, now: datetime, limit: int, webhooks: Iterable[str],
                          lease: timedelta) -> list[PendingAlert]:
-        """Lease up to `limit` due alerts, oldest first, as claim_due_feeds leases feeds:
+        """Lease up to `limit` due alerts, oldest first (in feed order within one poll), as
+        claim_due_feeds leases feeds:
         no two deliverers (threads or instances) send one alert at once."""
         with self.transaction() as conn:
             lease_now = self.lease_now(conn)
@@ -547,7 +548,7 @@ class Store:
             ids = list(conn.execute(
                 select(alerts.c.id).where(alerts.c.status == "pending", alerts.c.next_attempt_at <= now,
                                           alerts.c.webhook.in_(list(webhooks)), SINGLE, free)
-                .order_by(alerts.c.next_attempt_at, alerts.c.id).limit(limit)
+                .order_by(alerts.c.next_attempt_at, alerts.c.item_id, alerts.c.id).limit(limit)
                 .with_for_update(skip_locked=True)).scalars())
             if not ids:
                 return []
@@ -555,7 +556,7 @@ class Store:
             conn.execute(update(alerts).where(alerts.c.id.in_(ids), free).values(
                 lease_until=lease_now + lease, lease_owner=token))
             rows = conn.execute(pending_query().where(alerts.c.lease_owner == token)
-                                .order_by(alerts.c.next_attempt_at, alerts.c.id)).all()
+                                .order_by(alerts.c.next_attempt_at, alerts.c.item_id, alerts.c.id)).all()
         return [pending_alert(r, token) for r in rows]
 
     def release_alerts(self, claimed: Iterable[PendingAlert]) -> None:

@@ -48,7 +48,7 @@ query = 'sanction* AND Russia'
 
 
 def write_config(path: Path, server: FeedServer, receiver: Receiver, topics: str = TOPICS,
-                 database: str = "sqlite:///state.db") -> Path:
+                 database: str = "sqlite:///state.db", hook_extra: str = "") -> Path:
     path.write_text(f'''
 [monitor]
 database = "{database}"
@@ -58,6 +58,7 @@ interval = "1s"
 name = "ops"
 url = "{receiver.url('/hook')}"
 secret = "{SECRET}"
+{hook_extra}
 
 [[feeds]]
 url = "{server.url('/world.xml')}"
@@ -155,6 +156,30 @@ def test_daemon_alerts_once_per_new_matching_item_across_restarts(farm) -> None:
     assert len(got) == 4
     assert got[-1].json["data"]["item"]["title"] == LATER["title"]
     assert len({r.headers["webhook-id"] for r in got}) == 4
+
+
+def test_daemon_sends_a_digest_per_topic_when_its_window_closes(farm, tmp_path: Path, database_url: str) -> None:
+    server, receiver, _ = farm
+    config = write_config(tmp_path / "digest.toml", server, receiver, database=database_url,
+                          hook_extra='digest = "5s"')
+    daemon = Daemon(config)
+    try:
+        wait_until(lambda: polled_twice(server), what="the first polls")
+        server.set("/world.xml", rss([OTHER, BOTH, PEACE, *OLD], title="World"))
+        time.sleep(1.5)
+        server.set("/world.xml", rss([LATER, OTHER, BOTH, PEACE, *OLD], title="World"))
+        receiver.wait_for(2, timeout=20)
+        time.sleep(4)  # another window's worth: nothing more may come
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+    got = receiver.received
+    assert all(r.verified for r in receiver.requests) and len(got) == 2
+    assert {r.json["type"] for r in got} == {"monitor.digest"}
+    by_topic = {r.json["data"]["topic"]["name"]: [a["item"]["guid"] for a in r.json["data"]["alerts"]]
+                for r in got}
+    assert sorted(by_topic["peace-talks"]) == ["w3", "w4", "w6"] and by_topic["sanctions"] == ["w4"]
+    assert all(r.headers["webhook-id"] == r.json["data"]["digest_id"] for r in got)
+    assert "event=digest_created" in daemon.logs()
 
 
 def test_pending_alert_survives_a_stop_and_keeps_its_id(farm) -> None:

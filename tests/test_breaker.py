@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.breaker import FIRST_COOLDOWN, MAX_COOLDOWN, Breakers

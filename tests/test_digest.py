@@ -7,17 +7,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from monitor.bundling import HeldAlert, hour_start, next_hour, split_for
 from monitor.config import FORMATS, WebhookConfig
 from monitor.deliver import Sender
+from monitor.digest_store import DigestStore
 from monitor.formats import DIGEST_CAPACITY, AlertMessage, DigestMessage, render
 from monitor.outbox import Outbox
+from monitor.retention import count_rows, prune
+from monitor.store import Store
+from monitor.tables import digests
 from tests.support.feedserver import FeedServer, rss
 from tests.support.pipeline import Harness, write_config
 from tests.support.receiver import Receiver
@@ -253,3 +260,45 @@ def test_a_disabled_webhook_keeps_its_held_alerts(tmp_path: Path, server: FeedSe
         assert deliver(h) == 0 and h.store.held_by_webhook() == {"ops": 2}
         h.store.enable_webhooks(["ops"])
         assert deliver(h) == 2 and len(hook.received) == 1
+
+
+def test_two_instances_bundling_at_once_share_the_alerts_out(tmp_path: Path, server: FeedServer,
+                                                              database: str) -> None:
+    with Receiver() as hook:
+        h = harness(tmp_path, server, database, hook, 'digest = "1m"')
+        publish(h, server, [story(n) for n in range(6)])
+        assert deliver(h) == 0  # all six held
+        other = Store(database, lease_clock=h.clock)
+        try:
+            ids = [a.id for a in DigestStore(h.store).held("ops", "peace")]
+            start = threading.Barrier(2)
+
+            def bundle(store: Store) -> tuple[str, int] | None:
+                start.wait()
+                return DigestStore(store).bundle("ops", "peace", ids, now=h.clock())
+
+            with ThreadPoolExecutor(2) as pool:
+                made = [m for m in pool.map(bundle, [h.store, other]) if m]
+        finally:
+            other.close()
+        assert sum(n for _, n in made) == 6  # each alert in exactly one digest
+        with h.store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(digests)).scalar_one() == len(made)
+        h.clock.advance(minutes=2)
+        assert deliver(h) == 6 and len(hook.received) == len(made)
+
+
+def test_a_digest_is_pruned_with_the_last_of_its_alerts(tmp_path: Path, server: FeedServer,
+                                                         database: str) -> None:
+    with Receiver() as hook:
+        h = harness(tmp_path, server, database, hook, 'digest = "1m"')
+        publish(h, server, [story(1), story(2)])
+        deliver(h)
+        h.clock.advance(minutes=2)
+        assert deliver(h) == 2
+        h.clock.advance(days=2)
+        assert prune(h.store, now=h.clock(), retention=timedelta(days=3)).alerts == 0
+        assert count_rows(h.store)["digests"] == 1
+        h.clock.advance(days=2)
+        assert prune(h.store, now=h.clock(), retention=timedelta(days=3)).alerts == 2
+        assert count_rows(h.store)["digests"] == 0

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from monitor.parse import Item
 
+T = TypeVar("T")
+
 # Query parameters that say how a reader arrived, not what they asked for: the same
 # article shared from a newsletter or a social network must compare equal.
 #   utm_*              Google Analytics campaign tags (any utm_ parameter)
+#   mtm_*              Matomo campaign tags (since 0.3.0)
 #   fbclid             Facebook click id
 #   gclid, dclid       Google Ads / Display click ids
 #   gbraid, wbraid     Google Ads iOS click ids
@@ -30,7 +35,10 @@ TRACKING_PARAMETERS = frozenset({
     "ns_mchannel", "ns_campaign", "ns_source", "ns_linkname", "ito",
     "traffic_source",
 })
-TRACKING_PREFIXES = ("utm_",)
+TRACKING_PREFIXES = ("utm_", "mtm_")
+# The identity rules of earlier releases, where they differ: an item is known if it is
+# known under any of them, so that an upgrade never makes an old item look new.
+LEGACY_PREFIXES = (("utm_",),)  # 0.1–0.2: mtm_ parameters were kept
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
@@ -38,7 +46,7 @@ _DEFAULT_PORTS = {"http": "80", "https": "443"}
 MAX_KEY_LENGTH = 512
 
 
-def canonical_url(url: str) -> str:
+def canonical_url(url: str, prefixes: tuple[str, ...] = TRACKING_PREFIXES) -> str:
     """The form of `url` that two links to the same page share: scheme and host
     lower-cased, default port, fragment and tracking parameters dropped, other
     parameters kept in order, an empty path as "/". Anything that is not an absolute
@@ -53,7 +61,7 @@ def canonical_url(url: str) -> str:
     scheme = parts.scheme.lower()
     netloc = _canonical_netloc(parts.netloc, scheme)
     path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, _without_tracking(parts.query), ""))
+    return urlunsplit((scheme, netloc, path, _without_tracking(parts.query, prefixes), ""))
 
 
 def _canonical_netloc(netloc: str, scheme: str) -> str:
@@ -69,17 +77,17 @@ def _canonical_netloc(netloc: str, scheme: str) -> str:
     return f"{userinfo}{at}{host.lower()}" + (f":{port}" if port else "")
 
 
-def _without_tracking(query: str) -> str:
+def _without_tracking(query: str, prefixes: tuple[str, ...]) -> str:
     kept = [
         param for param in query.split("&")
-        if param and not _is_tracking(param.partition("=")[0])
+        if param and not _is_tracking(param.partition("=")[0], prefixes)
     ]
     return "&".join(kept)
 
 
-def _is_tracking(name: str) -> bool:
+def _is_tracking(name: str, prefixes: tuple[str, ...]) -> bool:
     name = name.lower()
-    return name in TRACKING_PARAMETERS or name.startswith(TRACKING_PREFIXES)
+    return name in TRACKING_PARAMETERS or name.startswith(prefixes)
 
 
 def content_fingerprint(title: str, summary: str) -> str:
@@ -92,33 +100,53 @@ def _folded(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def item_key(item: Item) -> str:
+def item_key(item: Item, *, use_guid: bool = True, prefixes: tuple[str, ...] = TRACKING_PREFIXES) -> str:
     """Identity of an item within its feed: "guid:<guid>", else "url:<canonical link>",
     else "hash:<content fingerprint>". A key longer than MAX_KEY_LENGTH keeps its kind
-    and hashes the value: "guid#sha256:<hex>" / "url#sha256:<hex>"."""
-    if item.guid:
+    and hashes the value: "guid#sha256:<hex>" / "url#sha256:<hex>". `use_guid=False`
+    skips a guid that does not identify the item (one the document gives several items)."""
+    if item.guid and use_guid:
         return _bounded("guid", item.guid)
-    link = _story_url(item)
+    link = _story_url(item, prefixes)
     if link:
         return _bounded("url", link)
     return "hash:" + content_fingerprint(item.title, item.summary)
 
 
-def story_key(item: Item) -> str | None:
+def item_keys(item: Item, *, use_guid: bool = True) -> tuple[str, ...]:
+    """The item's key, then the other keys earlier releases gave it (the item is known
+    if any of them is)."""
+    return _with_legacy(lambda prefixes: item_key(item, use_guid=use_guid, prefixes=prefixes))
+
+
+def story_key(item: Item, prefixes: tuple[str, ...] = TRACKING_PREFIXES) -> str | None:
     """Identity of the story across feeds: its canonical link (as "url#sha256:<hex>"
     when longer than MAX_KEY_LENGTH); None when there is no link to a story."""
-    url = _story_url(item)
+    url = _story_url(item, prefixes)
     if url is None:
         return None
     return url if len(url) <= MAX_KEY_LENGTH else _hashed("url", url)
 
 
-def _story_url(item: Item) -> str | None:
+def story_keys(item: Item) -> tuple[str | None, ...]:
+    """The item's story key, then the other story keys earlier releases gave it."""
+    return _with_legacy(lambda prefixes: story_key(item, prefixes))
+
+
+def _with_legacy(key_under: Callable[[tuple[str, ...]], T]) -> tuple[T, ...]:
+    keys = [key_under(TRACKING_PREFIXES)]
+    for prefixes in LEGACY_PREFIXES:
+        if (key := key_under(prefixes)) not in keys:
+            keys.append(key)
+    return tuple(keys)
+
+
+def _story_url(item: Item, prefixes: tuple[str, ...]) -> str | None:
     """The canonical link, unless it is a site's front page: feeds that have no
     per-item URL link every item to the home page, which identifies none of them."""
     if not item.link:
         return None
-    url = canonical_url(item.link)
+    url = canonical_url(item.link, prefixes)
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter
 import logging
 import random
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from monitor.config import Config, TopicConfig
 from monitor.errors import FetchError, LeaseLost
 from monitor.fetch import Fetcher, FetchResult
 from monitor.formats import new_alert_id
-from monitor.identity import item_key, story_key
+from monitor.identity import item_keys, story_keys
 from monitor.log import event
 from monitor.metrics import Metrics
 from monitor.parse import Item, parse_feed
@@ -53,10 +54,12 @@ def alerting_items(new_items: list[Item], *, baselined: bool, config: Config, no
     return {i for i, item in enumerate(new_items) if item.published is not None and item.published >= since}
 
 
-def hashed_story_key(item: Item, feed_url: str, key: str) -> str:
-    """Across feeds a story is its canonical URL; an item without a link is its own story."""
-    basis = story_key(item) or f"{feed_url}\n{key}"
-    return hashlib.sha256(basis.encode()).hexdigest()
+def hashed_story_keys(item: Item, feed_url: str, key: str) -> tuple[str, ...]:
+    """Across feeds a story is its canonical URL; an item without a link is its own story.
+    Its key, then those earlier releases' rules gave it."""
+    hashed = [hashlib.sha256((story or f"{feed_url}\n{key}").encode()).hexdigest()
+              for story in story_keys(item)]
+    return tuple(dict.fromkeys(hashed))
 
 
 def jittered(interval: timedelta, rng: random.Random) -> timedelta:
@@ -166,13 +169,25 @@ class Pipeline:
                            new=len(new_items), alerts=created)
 
     def _unseen(self, feed: FeedState, parsed: list[Item]) -> tuple[list[tuple[str, Item]], tuple[bytes, ...]]:
-        """Items this feed has never recorded, in document order, each key once; and the
-        tombstones of pruned items the feed still serves."""
-        keyed: dict[str, Item] = {}
+        """Items this feed has never recorded under any of their keys, in document order,
+        each key once; and the tombstones of pruned items the feed still serves.
+
+        A guid the document gives to several items identifies none of them: those items
+        are keyed by their link (or text) instead, and one whose story this feed already
+        has is the item stored under that guid before."""
+        guids = Counter(item.guid for item in parsed if item.guid)
+        keyed: dict[str, tuple[Item, tuple[str, ...]]] = {}
         for item in parsed:
-            keyed.setdefault(item_key(item), item)
-        known = self.store.known_keys(feed.id, keyed)
-        return [(key, item) for key, item in keyed.items() if key not in known.keys], known.buried
+            keys = item_keys(item, use_guid=guids[item.guid] < 2 if item.guid else True)
+            keyed.setdefault(keys[0], (item, keys))
+        known = self.store.known_keys(feed.id, [k for _, keys in keyed.values() for k in keys])
+        fresh = [(key, item) for key, (item, keys) in keyed.items() if known.keys.isdisjoint(keys)]
+        rekeyed = {key: hashed_story_keys(item, feed.url, key) for key, item in fresh
+                   if item.guid and guids[item.guid] > 1}
+        if rekeyed:
+            had = self.store.stories_in_feed(feed.id, {s for stories in rekeyed.values() for s in stories})
+            fresh = [(key, item) for key, item in fresh if had.isdisjoint(rekeyed.get(key, ()))]
+        return fresh, known.buried
 
     def _new_item(self, runtime: Runtime, feed: FeedState, key: str, item: Item,
                   topics: tuple[TopicConfig, ...], now: datetime) -> NewItem:
@@ -184,8 +199,9 @@ class Pipeline:
                 if matched:
                     intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
                                 for hook in runtime.webhooks_for(topic)]
+        story, *aliases = hashed_story_keys(item, feed.url, key)
         return NewItem(
-            key=key, story_key=hashed_story_key(item, feed.url, key), guid=item.guid,
+            key=key, story_key=story, story_aliases=tuple(aliases), guid=item.guid,
             link=item.link, title=item.title, summary=item.summary, published=item.published,
             alerts=tuple(intents),
         )

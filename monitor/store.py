@@ -74,6 +74,7 @@ class NewItem:
     summary: str
     published: datetime | None
     alerts: tuple[AlertIntent, ...]
+    story_aliases: tuple[str, ...] = ()  # the story keys earlier releases gave it
 
 
 @dataclass(frozen=True)
@@ -455,6 +456,15 @@ class Store:
         found.update(hashes[h] for h in buried)
         return KnownKeys(frozenset(found), tuple(buried))
 
+    def stories_in_feed(self, feed_id: int, story_keys: Iterable[str]) -> set[str]:
+        """Which of these story keys the feed has items for."""
+        found: set[str] = set()
+        with self.transaction(write=False) as conn:
+            for chunk in _chunks(list(story_keys)):
+                found.update(conn.execute(select(items.c.story_key).where(
+                    items.c.feed_id == feed_id, items.c.story_key.in_(chunk))).scalars())
+        return found
+
     def record_poll(
         self,
         feed: FeedState,
@@ -498,12 +508,15 @@ class Store:
             if quiet:  # one executemany: most new items raise no alert
                 conn.execute(insert, [_item_row(feed.id, item, now) for item in quiet])
             loud = [item for item in new_items if item.alerts]
-            old_stories = _buried_stories(conn, {item.story_key for item in loud})
+            old_stories = _buried_stories(conn, {key for item in loud for key in (item.story_key, *item.story_aliases)})
+            alerted = _alerted_under(conn, {alias for item in loud for alias in item.story_aliases})
             for item in loud:
                 item_id = _insert_ignoring_duplicate(conn, items, _item_row(feed.id, item, now), ITEM_IDENTITY)
-                if item_id is None or item.story_key in old_stories:
+                if item_id is None or not old_stories.isdisjoint((item.story_key, *item.story_aliases)):
                     continue  # another poller recorded it, or the story was alerted long ago
                 for a in item.alerts:
+                    if any((alias, a.topic, a.webhook) in alerted for alias in item.story_aliases):
+                        continue  # alerted under the story key an earlier release gave it
                     created += _insert_ignoring_duplicate(conn, alerts, dict(
                         id=a.id, item_id=item_id, story_key=item.story_key, topic=a.topic,
                         webhook=a.webhook, matched=json.dumps(list(a.matched)), status="pending",
@@ -812,6 +825,15 @@ def _aware(value: datetime | str | None) -> datetime | None:
 def _chunks(values: list[T], size: int = 500) -> Iterator[list[T]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
+
+
+def _alerted_under(conn: Connection, story_keys: set[str]) -> set[tuple[str, str, str]]:
+    """(story, topic, webhook) of the alerts stored under these story keys."""
+    found: set[tuple[str, str, str]] = set()
+    for chunk in _chunks(list(story_keys)):
+        found.update((r.story_key, r.topic, r.webhook) for r in conn.execute(
+            select(alerts.c.story_key, alerts.c.topic, alerts.c.webhook).where(alerts.c.story_key.in_(chunk))))
+    return found
 
 
 def _buried_stories(conn: Connection, story_keys: set[str]) -> set[str]:

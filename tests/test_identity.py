@@ -45,6 +45,8 @@ def sha256(text: str) -> str:
         ("https://news.example/a?utm_source=rss&utm_medium=feed&utm_whatever=1", "https://news.example/a"),
         ("https://news.example/a?id=7&fbclid=X&page=2&gclid=Y", "https://news.example/a?id=7&page=2"),
         ("https://news.example/a?b=2&a=1", "https://news.example/a?b=2&a=1"),
+        # Matomo campaign tags, any mtm_*
+        ("https://news.example/a?mtm_campaign=rss&id=3&MTM_kwd=x&mtm_source=feed", "https://news.example/a?id=3"),
         ("https://news.example/a?UTM_Source=x&q=1", "https://news.example/a?q=1"),
         ("https://news.example/a?dclid=1&gbraid=2&wbraid=3&msclkid=4&mc_cid=5&mc_eid=6"
          "&igshid=7&yclid=8&_ga=9&_gl=10", "https://news.example/a"),

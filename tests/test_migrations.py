@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from monitor import schema
 from monitor.identity import item_key
 from monitor.parse import Item
-from monitor.pipeline import hashed_story_key
+from monitor.pipeline import hashed_story_keys
 from monitor.tables import metadata
 from tests.support.feedserver import FeedServer, rss
 from tests.support.receiver import Receiver
@@ -86,7 +86,7 @@ def build_release_0_1_0(engine: Engine, feed_url: str, *, unversioned: bool) -> 
             item_ids.append(conn.execute(text(
                 "INSERT INTO items (feed_id, key, story_key, guid, link, title, summary, seen_at)"
                 " VALUES (:feed, :key, :story, :guid, :link, :title, '', :t0) RETURNING id"),
-                dict(feed=feed_id, key=key, story=hashed_story_key(item, feed_url, key), guid=item.guid,
+                dict(feed=feed_id, key=key, story=hashed_story_keys(item, feed_url, key)[0], guid=item.guid,
                      link=item.link, title=item.title, t0=t0)).scalar_one())
         for alert_id, item_id, entry, status, attempts in (
             (DELIVERED_ID, item_ids[0], DELIVERED, "delivered", 1),
@@ -97,7 +97,7 @@ def build_release_0_1_0(engine: Engine, feed_url: str, *, unversioned: bool) -> 
                 "INSERT INTO alerts (id, item_id, story_key, topic, webhook, matched, status, attempts,"
                 " next_attempt_at, created_at, last_error) VALUES (:id, :item, :story, 'peace', 'ops',"
                 " :matched, :status, :attempts, :t0, :t0, :error)"),
-                dict(id=alert_id, item=item_id, story=hashed_story_key(item, feed_url, item_key(item)),
+                dict(id=alert_id, item=item_id, story=hashed_story_keys(item, feed_url, item_key(item))[0],
                      matched=json.dumps(["ceasefire"]), status=status, attempts=attempts, t0=t0,
                      error=None if status == "delivered" else "HTTP 503"))
             conn.execute(text(

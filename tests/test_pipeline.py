@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -216,3 +217,58 @@ def test_outbox_attempts(tmp_path: Path, server: FeedServer, database: str) -> N
     assert h.store.counts() == {"items": 1, "alerts_delivered": 1, "alerts_pending": 1}
     [problem] = h.store.problem_alerts()
     assert problem["id"] == sanctions.id and problem["last_error"] == "HTTP 503"
+
+
+def test_a_guid_shared_by_several_items_identifies_none_of_them(tmp_path: Path, server: FeedServer,
+                                                                  database: str) -> None:
+    server.set("/a.xml", rss([dict(OLD[0], guid="same")]))
+    h = Harness(write_config(tmp_path, server, database))
+    h.poll_all()
+    # A CMS that gives every item one guid: each item is told apart by its link instead.
+    later = [dict(NEW_MATCH, guid="same"), dict(NEW_BOTH, guid="same"), dict(OLD[0], guid="same")]
+    server.set("/a.xml", rss(later))
+    h.clock.advance(minutes=11)
+    [outcome] = h.poll_all()
+    assert outcome.new == 2 and outcome.alerts == 3  # the item stored under the guid stays known
+    assert sorted(title for title, _, _ in h.alerts()) == sorted(
+        [NEW_MATCH["title"], NEW_BOTH["title"], NEW_BOTH["title"]])
+    h.clock.advance(minutes=11)
+    server.set("/a.xml", rss(list(reversed(later))))
+    assert h.poll_all()[0].new == 0
+
+
+def test_items_stored_under_earlier_identity_rules_stay_known(tmp_path: Path, server: FeedServer,
+                                                              database: str) -> None:
+    """0.2.0 kept mtm_ parameters in canonical URLs. What it stored (the item key and story
+    key it computed) must not look new to this release, in its feed or in another."""
+    from monitor.identity import canonical_url, item_key
+    from monitor.parse import parse_feed
+    from monitor.store import AlertIntent, NewItem
+
+    extra = f'[[feeds]]\nurl = "{server.url("/b.xml")}"\nname = "Feed B"\n'
+    tagged = {"title": "Envoys open peace talks in Riyadh", "link": "https://news.example/a3?mtm_campaign=rss"}
+    server.set("/a.xml", rss([]))
+    server.set("/b.xml", rss([]))
+    h = Harness(write_config(tmp_path, server, database, extra_feeds=extra))
+    h.poll_all()
+    [item] = parse_feed(rss([tagged]), url=server.url("/a.xml")).items
+    legacy = ("utm_",)
+    key = item_key(item, prefixes=legacy)
+    assert key == "url:https://news.example/a3?mtm_campaign=rss" != item_key(item)
+    story = hashlib.sha256(canonical_url(item.link, legacy).encode()).hexdigest()
+    [feed_a] = [f for f in h.store.claim_due_feeds(h.clock(), 10, timedelta(minutes=1), all_feeds=True)
+                if f.url.endswith("/a.xml")]
+    h.store.record_poll(feed_a, now=h.clock(), next_poll_at=h.clock(), result="200 new=1", etag=None,
+                        last_modified=None, title=None, new_items=[NewItem(
+                            key=key, story_key=story, guid=None, link=item.link, title=item.title,
+                            summary="", published=None,
+                            alerts=(AlertIntent("01JDQ3ZK8X7M4N5P6Q7R8S9T0V", "peace", "ops", ("peace talks",)),))])
+    h.store.release_feeds(h.store.claim_due_feeds(h.clock(), 10, timedelta(minutes=1), all_feeds=True))
+
+    server.set("/a.xml", rss([tagged]))
+    server.set("/b.xml", rss([dict(tagged, guid="b-1", link="https://NEWS.example/a3?mtm_campaign=rss#top")]))
+    h.clock.advance(minutes=11)
+    outcomes = {o.feed_url.rsplit("/", 1)[-1]: o for o in h.poll_all()}
+    assert outcomes["a.xml"].new == 0  # known by its 0.2.0 key
+    assert outcomes["b.xml"].new == 1 and outcomes["b.xml"].alerts == 0  # its story was alerted
+    assert len(h.alerts()) == 1

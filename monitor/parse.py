@@ -15,6 +15,8 @@ from xml.sax import SAXParseException
 
 import feedparser
 
+from monitor.dates import parse_date
+
 
 @dataclass(frozen=True)
 class Item:
@@ -68,10 +70,10 @@ def _parse(body: bytes, *, url: str, headers: Mapping[str, str], name: str | Non
         resolve_relative_uris=False,  # only rewrites links inside HTML, which is stripped
         sanitize_html=True,
     )
-    # Only Atom declares text constructs as plain text; for RSS feedparser guesses, and
-    # guesses wrong (a <media:description type="plain"> relabels an HTML description).
+    # Only Atom declares text constructs as plain text; for an RSS description feedparser
+    # guesses, and guesses wrong (a <media:description type="plain"> relabels an HTML one).
     typed = str(result.get("version", "")).startswith("atom")
-    title = _plain(result.feed.get("title"), result.feed.get("title_detail"), typed) or None
+    title = _plain(result.feed.get("title"), result.feed.get("title_detail"), True) or None
     feed_name = name or title or url
     items = [_item(entry, url, feed_name, typed) for entry in result.entries]
     problem = None if items else _not_a_feed(body, result)
@@ -118,7 +120,10 @@ def _looks_like_html(body: bytes) -> bool:
 def _item(entry: Any, url: str, feed_name: str, typed: bool) -> Item:
     summary, summary_detail = _summary_source(entry)
     return Item(
-        title=_plain(entry.get("title"), entry.get("title_detail"), typed),
+        # A title is text unless it is marked up: Atom says so, and for RSS feedparser
+        # calls text/html only what holds real markup (closing tags, entities), so
+        # "Why &lt;script&gt; tags are bad" keeps its words.
+        title=_plain(entry.get("title"), entry.get("title_detail"), True),
         summary=_plain(summary, summary_detail, typed),
         link=_link(entry, url),
         guid=_guid(entry),
@@ -164,22 +169,15 @@ def _guid(entry: Any) -> str | None:
     return (guid.strip() or None) if isinstance(guid, str) else None
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _published(entry: Any) -> datetime | None:
-    # dict.get: FeedParserDict maps a missing updated_parsed to published_parsed, with a
-    # DeprecationWarning, when the published date exists but could not be parsed.
-    parsed = entry.get("published_parsed") or dict.get(entry, "updated_parsed")
-    if parsed is None:
-        return None
-    try:
-        year, month, day, hour, minute, second = parsed[:6]
-        when = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    # Feed generators write the Unix epoch when they have no date.
-    return None if when == _EPOCH else when
+    """The published date, else the updated one. dict.get: FeedParserDict maps a missing
+    key to another (updated_parsed to published_parsed), with a DeprecationWarning."""
+    for text, reading in (("published", "published_parsed"), ("updated", "updated_parsed")):
+        raw = dict.get(entry, text)
+        when = parse_date(raw if isinstance(raw, str) else None, dict.get(entry, reading))
+        if when is not None:
+            return when
+    return None
 
 
 # ---- plain text ------------------------------------------------------------
@@ -252,8 +250,8 @@ def _one_line(text: str) -> str:
 
 
 def _plain(value: Any, detail: Any, typed: bool) -> str:
-    """A feed text construct as one line of plain text. `typed`: trust a declared
-    text/plain type (which feedparser has already decoded); otherwise it is HTML."""
+    """A feed text construct as one line of plain text. `typed`: trust a text/plain type,
+    declared or guessed (feedparser has already decoded it); otherwise it is HTML."""
     if not isinstance(value, str):
         return ""
     if typed and detail and detail.get("type") == "text/plain":

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import re
+import tomllib
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
 import feedparser
 import pytest
@@ -164,6 +166,39 @@ def test_dates(date: str, expected: datetime | None) -> None:
     body = f'<rss version="2.0"><channel><item><title>t</title><pubDate>{date}</pubDate></item></channel></rss>'
     (item,) = parse_feed(body.encode(), url=FEED_URL).items
     assert item.published == expected
+
+
+DATE_CASES = tomllib.loads((DATA / "dates.toml").read_text())["case"]
+
+
+@pytest.mark.parametrize("case", DATE_CASES, ids=[c["text"] or "(empty)" for c in DATE_CASES])
+def test_date_cases(case: dict[str, str]) -> None:
+    """tests/data/dates.toml: the right instant or none, in an RSS pubDate and an Atom
+    published element alike."""
+    expected = None if case["utc"] == "none" else datetime.fromisoformat(case["utc"])
+    text = escape(case["text"])
+    rss = f'<rss version="2.0"><channel><item><title>t</title><pubDate>{text}</pubDate></item></channel></rss>'
+    atom = ('<feed xmlns="http://www.w3.org/2005/Atom"><entry><title>t</title>'
+            f'<published>{text}</published></entry></feed>')
+    for body in (rss, atom):
+        (item,) = parse_feed(body.encode(), url=FEED_URL).items
+        assert item.published == expected, body
+
+
+TITLE_CASES = tomllib.loads((DATA / "titles.toml").read_text())["case"]
+
+
+@pytest.mark.parametrize("case", TITLE_CASES, ids=[c.get("rss") or c["atom"] for c in TITLE_CASES])
+def test_title_cases(case: dict[str, str]) -> None:
+    """tests/data/titles.toml: a title is text unless the feed marks it up."""
+    if "rss" in case:
+        body = f'<rss version="2.0"><channel><item><title>{case["rss"]}</title></item></channel></rss>'
+    else:
+        body = f'<feed xmlns="http://www.w3.org/2005/Atom"><entry>{case["atom"]}</entry></feed>'
+    (item,) = parse_feed(body.encode(), url=FEED_URL).items
+    assert item.title == case["text"]
+
+
 
 
 @pytest.mark.parametrize(
@@ -386,3 +421,25 @@ def test_relative_links_resolve_against_feed_url(corpus: Path) -> None:
         "https://talkingpointsmemo.com/livewire/"
         "hannity-announces-fox-hired-sebastian-gorka-national-security-strategist"
     )
+
+
+EXPECTED_DATE = re.compile(rb"entries\[0\]\['(published|updated)_parsed'\] == \(([\d, ]+)\)")
+
+
+def dated_suite_files() -> list[str]:
+    """The feedparser suite files that state an entry's date."""
+    root = corpus_path() / "feedparser-tests"
+    if not root.is_dir():
+        return ["(corpus absent)"]  # the corpus fixture skips, saying why
+    return [p for p in corpus_files("feedparser-tests") if EXPECTED_DATE.search((root / p).read_bytes()[:2048])]
+
+
+@pytest.mark.parametrize("relpath", dated_suite_files())
+def test_feedparser_suite_dates_are_right_or_none(corpus: Path, relpath: str) -> None:
+    """Where feedparser's own suite states an entry's date, ours is that instant or None."""
+    body = (corpus / "feedparser-tests" / relpath).read_bytes()
+    expected = EXPECTED_DATE.search(body[:2048])
+    assert expected is not None
+    year, month, day, hour, minute, second = (int(n) for n in expected[2].split(b",")[:6])
+    (item, *_) = parse_feed(body, url=f"https://feeds.example/{relpath}").items
+    assert item.published in (None, datetime(year, month, day, hour, minute, second, tzinfo=UTC))

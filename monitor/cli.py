@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -235,9 +235,17 @@ def status(config_path: Path) -> None:
     for f in feeds:
         label = f["name"] or f["title"] or f["url"]
         state = "" if f["active"] else " [not in config]"
-        click.echo(f"  {label}{state}\n    {f['url']}\n"
-                   f"    last poll {when(f['last_poll_at'])}: {f['last_result'] or 'never polled'}; "
+        click.echo(f"  {label}{state}\n    {f['url']}")
+        if f["moved_to"]:
+            click.echo(f"    moved to {f['moved_to']} (a permanent redirect; polled there)")
+        click.echo(f"    last poll {when(f['last_poll_at'])}: {f['last_result'] or 'never polled'}; "
                    f"next {when(f['next_poll_at'])}; errors {f['error_count']}")
+        if f["gone_at"]:
+            click.echo(f"    gone since {when(f['gone_at'])} (HTTP 410): not polled until the daemon "
+                       "is restarted or reloaded")
+        else:
+            every = format_duration(timedelta(seconds=f["interval_s"]))
+            click.echo(f"    every {every} ({f['interval_reason'] or 'fixed by the config'})")
     click.echo("webhooks:")
     for name in [w.name for w in config.webhooks] + sorted(set(pending) - {w.name for w in config.webhooks}):
         in_digest = f" ({held[name]} for a digest)" if held.get(name) else ""

@@ -42,7 +42,9 @@ class Settings:
     """The [monitor] table."""
 
     database: str = "sqlite:///monitor.db"   # resolved: a relative sqlite path is made absolute
-    interval: timedelta = timedelta(minutes=10)
+    interval: timedelta | None = None          # None: "auto", each feed at its own pace
+    min_interval: timedelta = timedelta(minutes=2)   # the bounds of "auto"
+    max_interval: timedelta = timedelta(hours=2)
     first_poll: str = "baseline"
     recent: timedelta = timedelta(hours=24)
     concurrency: int = 32                     # feeds fetched at once (beyond SPEC; documented)
@@ -83,7 +85,7 @@ class WebhookConfig:
 class FeedConfig:
     url: str
     name: str | None = None
-    interval: timedelta | None = None       # None: Settings.interval
+    interval: timedelta | None = None       # None: Settings.interval (fixed, or auto)
     tags: tuple[str, ...] = ()
 
 
@@ -438,7 +440,7 @@ def _hint(word: str, options: Iterable[str]) -> str:
 # --- the sections --------------------------------------------------------------------
 
 _TOP_KEYS = ("monitor", "server", "webhooks", "feeds", "topics")
-_SETTINGS_KEYS = ("database", "interval", "first_poll", "recent", "concurrency", "timeout",
+_SETTINGS_KEYS = ("database", "interval", "min_interval", "max_interval", "first_poll", "recent", "concurrency", "timeout",
                   "retention", "auto_migrate", "log_format")
 _SERVER_KEYS = ("listen",)
 _WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry", "rate_limit", "digest",
@@ -482,9 +484,15 @@ def _settings(root: _Table, base: Path) -> Settings:
     table = _Table(value, ("monitor",), root.check)
     table.allow(_SETTINGS_KEYS)
     defaults = Settings()
+    low = table.duration("min_interval") or defaults.min_interval
+    high = table.duration("max_interval") or defaults.max_interval
+    if low > high:
+        table.problem("max_interval", f"must not be shorter than min_interval ({format_duration(low)})")
     return Settings(
         database=_database(table, base) or _resolve_sqlite(defaults.database, base),
-        interval=table.duration("interval") or defaults.interval,
+        interval=None if table.data.get("interval") == "auto" else table.duration("interval"),
+        min_interval=low,
+        max_interval=high,
         first_poll=table.choice("first_poll", FIRST_POLL_MODES) or defaults.first_poll,
         recent=table.duration("recent") or defaults.recent,
         concurrency=table.integer("concurrency", 1, 1000) or defaults.concurrency,

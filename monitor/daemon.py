@@ -82,10 +82,14 @@ class Service:
 
     def apply(self, runtime: Runtime, instance: str | None = None) -> None:
         """Adopt a config (startup or reload): the feeds table first, then the snapshot that
-        polls and deliveries read. Blocking: call it off the event loop."""
+        polls and deliveries read. A daemon (with its `instance` id) also switches on again
+        the webhooks and feeds that answered 410. Blocking: call it off the event loop."""
         self.sync_feeds(runtime, instance)
         for name in self.store.enable_webhooks(runtime.webhooks_by_name):
             event("webhook_enabled", webhook=name)
+        if instance is not None:
+            for url in self.store.revive_feeds():
+                event("feed_revived", feed=url)
         self.runtime = self.pipeline.runtime = self.outbox.runtime = runtime
 
     def sync_feeds(self, runtime: Runtime, instance: str | None = None) -> None:

@@ -127,8 +127,8 @@ def _zone(text: str | None) -> timezone | ZoneInfo | None:
             return None
         offset = timedelta(hours=hours, minutes=minutes)
         return timezone(-offset if text[0] == "-" else offset)
-    if (hours := _ZONES.get(text.upper())) is not None:
-        return timezone(timedelta(hours=hours))
+    if (named := _ZONES.get(text.upper())) is not None:
+        return timezone(timedelta(hours=named))
     if "/" in text:
         try:
             return ZoneInfo(_iana_case(text))

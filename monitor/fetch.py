@@ -32,6 +32,7 @@ class FetchResult:
     etag: str | None  # validators to send next time; on a 304 that omits them, the ones sent
     last_modified: str | None
     elapsed_ms: int  # from getting a concurrency slot to the end of the body; queueing excluded
+    moved_to: str | None = None  # where permanent redirects (301/308), from the first hop on, led
 
 
 class Fetcher:
@@ -93,7 +94,7 @@ class Fetcher:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self._timeout):
-                    response, body = await self._get(url, _conditional(etag, last_modified))
+                    response, body, moved_to = await self._get(url, _conditional(etag, last_modified))
             except TimeoutError as e:
                 raise _error(f"timed out after {self._timeout:g}s") from e
             except httpx.InvalidURL as e:
@@ -113,29 +114,38 @@ class Fetcher:
             etag=new_etag,
             last_modified=new_last_modified,
             elapsed_ms=round((time.monotonic() - started) * 1000),
+            moved_to=moved_to,
         )
 
-    async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
-        """The final response (closed) and its body; raise FetchError on a bad status or size."""
-        response = await self._open(url, headers)
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes, str | None]:
+        """The final response (closed), its body and where permanent redirects led; raise
+        FetchError on a bad status or size."""
+        response, moved_to = await self._open(url, headers)
         try:
             if response.status_code == 304:
-                return response, b""
+                return response, b"", moved_to
             if not response.is_success:
                 raise _status_error(response)
-            return response, await self._read(response)
+            return response, await self._read(response), moved_to
         finally:
             await response.aclose()
 
-    async def _open(self, url: str, headers: dict[str, str]) -> httpx.Response:
-        """Send the GET, following redirects; the caller must close the response."""
+    async def _open(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, str | None]:
+        """Send the GET, following redirects; the caller must close the response. Also the
+        URL that unbroken permanent redirects (301, 308) from `url` lead to: the feed has
+        moved there. A temporary redirect on the way ends the move."""
         request = self._client.build_request("GET", url, headers=headers)
+        moved_to: str | None = None
+        permanent = True
         for _ in range(self._max_redirects + 1):
             response = await self._client.send(request, stream=True)
             if response.next_request is None:
-                return response
+                return response, moved_to
             await response.aclose()
             request = response.next_request
+            permanent = permanent and response.status_code in (301, 308)
+            if permanent:
+                moved_to = str(request.url)
         raise _error(f"too many redirects (more than {self._max_redirects})")
 
     async def _read(self, response: httpx.Response) -> bytes:

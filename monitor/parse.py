@@ -7,7 +7,7 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -40,6 +40,7 @@ class ParsedFeed:
     title: str | None
     items: list[Item]
     problem: str | None = None  # why nothing could be read (not a feed, broken XML); None when fine
+    ttl: timedelta | None = None  # RSS <ttl>: how long the feed may be cached
 
 
 def parse_feed(
@@ -77,7 +78,13 @@ def _parse(body: bytes, *, url: str, headers: Mapping[str, str], name: str | Non
     feed_name = name or title or url
     items = [_item(entry, url, feed_name, typed) for entry in result.entries]
     problem = None if items else _not_a_feed(body, result)
-    return ParsedFeed(title=title, items=items, problem=problem)
+    return ParsedFeed(title=title, items=items, problem=problem, ttl=_ttl(result.feed.get("ttl")))
+
+
+def _ttl(value: Any) -> timedelta | None:
+    """RSS <ttl>: whole minutes, at most a day's worth; anything else is ignored."""
+    text = value.strip() if isinstance(value, str) else ""
+    return timedelta(minutes=int(text)) if text.isdigit() and 0 < int(text) <= 1440 else None
 
 
 def _response_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from monitor.config import Config, TopicConfig
+from monitor.cadence import Cadence, Pace, adaptive, fixed, observe, server_floor
+from monitor.config import Config, Settings, TopicConfig
 from monitor.errors import FetchError, LeaseLost
 from monitor.fetch import Fetcher, FetchResult
 from monitor.formats import new_alert_id
@@ -25,6 +26,7 @@ from monitor.store import AlertIntent, FeedState, NewItem, Store
 
 MAX_ERROR_BACKOFF = timedelta(hours=6)
 MAX_RETRY_AFTER = timedelta(days=1)  # a hostile Retry-After must not park a feed for years
+GONE = 410  # the feed is gone for good: not polled again until the daemon is restarted or reloaded
 
 
 def utcnow() -> datetime:
@@ -100,11 +102,23 @@ class Pipeline:
         """Poll one claimed feed; never raises for a feed's own failures."""
         runtime = self.runtime
         try:
-            result = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified)
+            result = await self.fetcher.fetch(feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified)
         except FetchError as e:
+            if e.status == GONE:
+                return await asyncio.to_thread(self._record_gone, feed, str(e))
             return await asyncio.to_thread(self._record_failure, feed, str(e), e.status,
                                            getattr(e, "retry_after", None))
         return await asyncio.to_thread(self._process, runtime, feed, result)
+
+    def _record_gone(self, feed: FeedState, error: str) -> PollOutcome:
+        try:
+            self.store.record_gone(feed, now=self.clock(), error=error)
+        except LeaseLost as e:
+            return self._lease_lost(feed, e)
+        self.metrics.polled("error", None)
+        event("feed_gone", logging.ERROR, feed=feed.url, error=error,
+              note="not polled again until the daemon is restarted or reloaded")
+        return PollOutcome(feed.url, ok=False, status=GONE, error=error)
 
     def _record_failure(self, feed: FeedState, error: str, status: int | None,
                         retry_after: float | None, seconds: float | None = None) -> PollOutcome:
@@ -129,17 +143,25 @@ class Pipeline:
         config = runtime.config
         now = self.clock()
         seconds = result.elapsed_ms / 1000
-        next_poll = now + jittered(feed.interval, self.rng)
-        if result.status == 304:
+        if result.moved_to and result.moved_to != feed.moved_to:
+            event("feed_moved", feed=feed.url, to=result.moved_to,
+                  note="a permanent redirect: polled there from now on; the config is unchanged")
+        body_hash = hashlib.sha256(result.body).digest()[:16] if result.status != 304 else None
+        if result.status == 304 or body_hash == feed.body_hash:
+            # Nothing new to read: a 304, or the very bytes parsed last time.
+            cadence = self._cadence(config.settings, feed, feed.pace, now, server_floor(result.headers, None, now))
+            label = "304" if result.status == 304 else f"{result.status} unchanged"
             try:
-                self.store.record_poll(feed, now=now, next_poll_at=next_poll, result="304",
-                                       etag=result.etag, last_modified=result.last_modified,
-                                       title=None, new_items=[], parsed=False)
+                self.store.record_poll(feed, now=now, next_poll_at=now + jittered(cadence.interval, self.rng),
+                                       result=label, etag=result.etag, last_modified=result.last_modified,
+                                       title=None, new_items=[], parsed=False, cadence=cadence,
+                                       moved_to=result.moved_to)
             except LeaseLost as e:
                 return self._lease_lost(feed, e)
             self.metrics.polled("not_modified", seconds)
-            event("polled", feed=feed.url, status=304, new=0, ms=result.elapsed_ms)
-            return PollOutcome(feed.url, ok=True, status=304)
+            event("polled", feed=feed.url, status=result.status, new=0, unchanged=result.status != 304 or None,
+                  ms=result.elapsed_ms)
+            return PollOutcome(feed.url, ok=True, status=result.status)
 
         parsed = parse_feed(result.body, url=result.url, headers=result.headers, name=feed.name)
         if parsed.problem and not parsed.items:
@@ -153,11 +175,14 @@ class Pipeline:
             self._new_item(runtime, feed, key, item, topics if i in may_alert else (), now)
             for i, (key, item) in enumerate(fresh)
         ]
+        pace = observe(feed.pace, now=now, published=[item.published for item in parsed.items], new=len(fresh))
+        cadence = self._cadence(config.settings, feed, pace, now, server_floor(result.headers, parsed.ttl, now))
         try:
             created = self.store.record_poll(
-                feed, now=now, next_poll_at=next_poll, result=f"{result.status} new={len(new_items)}",
-                etag=result.etag, last_modified=result.last_modified, title=parsed.title,
-                new_items=new_items, buried=buried,
+                feed, now=now, next_poll_at=now + jittered(cadence.interval, self.rng),
+                result=f"{result.status} new={len(new_items)}", etag=result.etag,
+                last_modified=result.last_modified, title=parsed.title, new_items=new_items,
+                buried=buried, cadence=cadence, body_hash=body_hash, moved_to=result.moved_to,
             )
         except LeaseLost as e:
             return self._lease_lost(feed, e)
@@ -167,6 +192,13 @@ class Pipeline:
               ms=result.elapsed_ms)
         return PollOutcome(feed.url, ok=True, status=result.status, items=len(parsed.items),
                            new=len(new_items), alerts=created)
+
+    @staticmethod
+    def _cadence(settings: Settings, feed: FeedState, pace: Pace, now: datetime,
+                 floor: tuple[timedelta, str] | None) -> Cadence:
+        if not feed.auto:
+            return fixed(feed.interval, pace)
+        return adaptive(pace, now=now, low=settings.min_interval, high=settings.max_interval, floor=floor)
 
     def _unseen(self, feed: FeedState, parsed: list[Item]) -> tuple[list[tuple[str, Item]], tuple[bytes, ...]]:
         """Items this feed has never recorded under any of their keys, in document order,

@@ -45,7 +45,8 @@ class Runtime:
     def webhooks_for(self, topic: TopicConfig) -> tuple[str, ...]:
         return topic.webhooks or tuple(self.webhooks_by_name)
 
-    def feed_schedule(self) -> list[tuple[str, str | None, timedelta]]:
-        """(url, name, interval) per configured feed, as the feeds table keeps them."""
+    def feed_schedule(self) -> list[tuple[str, str | None, timedelta | None]]:
+        """(url, name, fixed interval or None for "auto") per configured feed, as the feeds
+        table keeps them."""
         default = self.config.settings.interval
         return [(f.url, f.name, f.interval or default) for f in self.config.feeds]

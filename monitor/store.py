@@ -32,6 +32,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import schema
+from monitor.cadence import FIRST_GUESS, Cadence, Pace
 from monitor.errors import LeaseLost, SchemaError, StorageError
 from monitor.log import event
 from monitor.metrics import StoreFigures
@@ -54,12 +55,20 @@ class FeedState:
     url: str
     name: str | None
     title: str | None
-    interval: timedelta
+    interval: timedelta          # in force: fixed, or the last one adapted
     etag: str | None
     last_modified: str | None
     error_count: int
     baselined: bool
     lease_token: str = ""
+    auto: bool = False           # the interval adapts to the feed's pace
+    pace: Pace = Pace()
+    moved_to: str | None = None  # fetch here: a permanent redirect's target
+    body_hash: bytes | None = None
+
+    @property
+    def fetch_url(self) -> str:
+        return self.moved_to or self.url
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,9 @@ def _feed_state(row: Row, token: str) -> FeedState:
         id=r["id"], url=r["url"], name=r["name"], title=r["title"],
         interval=timedelta(seconds=r["interval_s"]), etag=r["etag"],
         last_modified=r["last_modified"], error_count=r["error_count"],
-        baselined=r["baselined_at"] is not None, lease_token=token,
+        baselined=r["baselined_at"] is not None, lease_token=token, auto=bool(r["auto_interval"]),
+        pace=Pace(None if r["mean_gap_s"] is None else timedelta(seconds=r["mean_gap_s"]), r["newest_at"]),
+        moved_to=r["moved_to"], body_hash=r["body_hash"],
     )
 
 
@@ -337,9 +348,10 @@ class Store:
 
     # -- feeds ---------------------------------------------------------------------------
 
-    def sync_feeds(self, configured: Sequence[tuple[str, str | None, timedelta]], now: datetime, *,
+    def sync_feeds(self, configured: Sequence[tuple[str, str | None, timedelta | None]], now: datetime, *,
                    instance: str | None = None) -> bool:
-        """Make the feeds table follow the config: (url, name, interval) per feed.
+        """Make the feeds table follow the config: (url, name, fixed interval or None for
+        "auto") per feed.
 
         New feeds are due at once. A feed missing from the config is marked inactive, not
         deleted, so that adding it back neither re-baselines it nor repeats its alerts —
@@ -355,25 +367,28 @@ class Store:
                 self._beat(conn, instance, digest)
             existing = {r.url: r for r in conn.execute(
                 select(feeds.c.url, feeds.c.id, feeds.c.next_poll_at, feeds.c.interval_s,
-                       feeds.c.error_count, feeds.c.active))}
+                       feeds.c.error_count, feeds.c.active, feeds.c.auto_interval))}
             for url, (name, interval) in wanted.items():
-                secs = max(1, int(interval.total_seconds()))
+                auto = interval is None
                 row = existing.get(url)
                 if row is None:
+                    secs = int((FIRST_GUESS if interval is None else interval).total_seconds())
                     # Skip a feed another instance, starting at the same moment, just added.
                     conn.execute(insert_or_skip(feeds, conn.dialect.name, ("url",)).values(
-                        url=url, name=name, active=True, interval_s=secs,
+                        url=url, name=name, active=True, interval_s=max(1, secs), auto_interval=auto,
+                        interval_reason="auto: nothing known of its pace yet" if auto else "fixed by the config",
                         next_poll_at=now, error_count=0, created_at=now,
                     ))
                     continue
-                # A shorter interval takes effect now rather than after the old wait, but
-                # a failing feed keeps its backoff and any Retry-After the server gave.
-                next_poll = row.next_poll_at
-                if secs < row.interval_s and row.error_count == 0:
-                    next_poll = min(next_poll, now + interval)
-                conn.execute(update(feeds).where(feeds.c.id == row.id).values(
-                    name=name, active=True, interval_s=secs, next_poll_at=next_poll,
-                ))
+                values: dict[str, Any] = dict(name=name, active=True, auto_interval=auto)
+                if interval is not None:
+                    secs = max(1, int(interval.total_seconds()))
+                    values.update(interval_s=secs, interval_reason="fixed by the config")
+                    # A shorter interval takes effect now rather than after the old wait, but
+                    # a failing feed keeps its backoff and any Retry-After the server gave.
+                    if secs < row.interval_s and row.error_count == 0:
+                        values["next_poll_at"] = min(row.next_poll_at, now + interval)
+                conn.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
             gone = [r.id for url, r in existing.items() if url not in wanted and r.active]
             if not gone:
                 return True
@@ -381,6 +396,14 @@ class Store:
                 return False
             conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
             return True
+
+    def revive_feeds(self) -> list[str]:
+        """Poll again the feeds that answered 410 Gone (a daemon's start or reload)."""
+        with self.transaction() as conn:
+            urls = list(conn.execute(select(feeds.c.url).where(feeds.c.gone_at.is_not(None))).scalars())
+            if urls:
+                conn.execute(update(feeds).where(feeds.c.gone_at.is_not(None)).values(gone_at=None))
+        return urls
 
     def heartbeat(self, instance: str, configured: Iterable[str]) -> frozenset[str]:
         """A running daemon says it is alive, with its feed list; the feed lists of the
@@ -418,7 +441,7 @@ class Store:
         with self.transaction() as conn:
             lease_now = self.lease_now(conn)
             free = or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < lease_now)
-            query = select(feeds).where(feeds.c.active.is_(True), free).order_by(
+            query = select(feeds).where(feeds.c.active.is_(True), feeds.c.gone_at.is_(None), free).order_by(
                 feeds.c.next_poll_at, feeds.c.id).limit(limit).with_for_update(skip_locked=True)
             if not all_feeds:
                 query = query.where(feeds.c.next_poll_at <= now)
@@ -478,6 +501,9 @@ class Store:
         new_items: Sequence[NewItem],
         parsed: bool = True,
         buried: Sequence[bytes] = (),
+        cadence: Cadence | None = None,
+        body_hash: bytes | None = None,
+        moved_to: str | None = None,
     ) -> int:
         """Store a successful poll in one transaction: new items, their alerts, the feed's
         new state. Returns how many alerts were actually created (duplicates of a story
@@ -495,6 +521,8 @@ class Store:
                 last_result=result, error_count=0, etag=etag, last_modified=last_modified,
                 title=title or feeds.c.title, baselined_at=func.coalesce(feeds.c.baselined_at, now),
                 parsed_at=now if parsed else feeds.c.parsed_at,
+                body_hash=body_hash or feeds.c.body_hash, moved_to=moved_to or feeds.c.moved_to,
+                **_cadence_values(cadence),
             )).rowcount
             if not owned:
                 raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
@@ -523,6 +551,15 @@ class Store:
                         attempts=0, next_attempt_at=now, created_at=now,
                     ), ALERT_IDENTITY) is not None
         return created
+
+    def record_gone(self, feed: FeedState, *, now: datetime, error: str) -> None:
+        """The feed answered 410 Gone: it is not polled again until revived."""
+        with self.transaction() as conn:
+            if not conn.execute(update(feeds).where(
+                feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
+            ).values(gone_at=now, lease_until=None, lease_owner=None, last_poll_at=now,
+                     last_result=f"error: {error}"[:1024], error_count=feeds.c.error_count + 1)).rowcount:
+                raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
 
     def record_failure(self, feed: FeedState, *, now: datetime, next_poll_at: datetime, error: str) -> None:
         """A failed poll: keep the validators, count the error, retry later.
@@ -721,7 +758,8 @@ class Store:
         with self.transaction(write=False) as conn:
             return [dict(r._mapping) for r in conn.execute(
                 select(feeds.c.url, feeds.c.name, feeds.c.title, feeds.c.active, feeds.c.last_poll_at,
-                       feeds.c.last_result, feeds.c.next_poll_at, feeds.c.error_count)
+                       feeds.c.last_result, feeds.c.next_poll_at, feeds.c.error_count, feeds.c.interval_s,
+                       feeds.c.interval_reason, feeds.c.moved_to, feeds.c.gone_at)
                 .order_by(feeds.c.id))]
 
     def counts(self) -> dict[str, int]:
@@ -825,6 +863,14 @@ def _aware(value: datetime | str | None) -> datetime | None:
 def _chunks(values: list[T], size: int = 500) -> Iterator[list[T]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
+
+
+def _cadence_values(cadence: Cadence | None) -> dict[str, Any]:
+    if cadence is None:
+        return {}
+    gap = cadence.pace.mean_gap
+    return dict(interval_s=int(cadence.interval.total_seconds()), interval_reason=cadence.reason[:256],
+                mean_gap_s=None if gap is None else int(gap.total_seconds()), newest_at=cadence.pace.newest)
 
 
 def _alerted_under(conn: Connection, story_keys: set[str]) -> set[tuple[str, str, str]]:

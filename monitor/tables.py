@@ -52,7 +52,14 @@ feeds = Table(
     Column("name", String(512)),            # configured name, if any
     Column("title", String(1024)),          # the feed's own title, from its last good poll
     Column("active", Boolean, nullable=False, default=True),  # still in the config
-    Column("interval_s", Integer, nullable=False),
+    Column("interval_s", Integer, nullable=False),  # the interval in force (fixed, or adapted)
+    Column("auto_interval", Boolean),       # adapts to the feed's pace (None before 0.3: fixed)
+    Column("interval_reason", String(256)),  # why interval_s, for `status`
+    Column("mean_gap_s", Integer),          # the feed's typical gap between items
+    Column("newest_at", UTCDateTime),       # its newest item: published, else first seen
+    Column("moved_to", String(2048)),       # where a permanent redirect (301/308) sent us
+    Column("gone_at", UTCDateTime),         # answered 410 Gone: not polled until revived
+    Column("body_hash", LargeBinary(16)),   # of the last body parsed: the same bytes are not parsed again
     Column("next_poll_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),     # set while a poll is in flight
     Column("lease_owner", String(32)),      # the claim's token; a poll's writes require it

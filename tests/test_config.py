@@ -444,3 +444,51 @@ def test_bad_pacing_keys(tmp_path: Path, key: str, value: str, message: str) -> 
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path / "c.toml")
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("digest", '"2d"', "webhooks[0].digest: at most 1d"),
+    ("digest", '"soon"', 'invalid duration "soon"'),
+    ("max_per_hour", "0", "must be between 1 and 100000"),
+    ("max_per_hour", '"60"', "expected an integer"),
+])
+def test_bad_digest_keys(tmp_path: Path, key: str, value: str, message: str) -> None:
+    (tmp_path / "c.toml").write_text(f'[[webhooks]]\nname = "a"\nurl = "https://x.example/h"\n{key} = {value}\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "c.toml")
+    assert message in str(e.value)
+
+
+def test_digest_and_max_per_hour_do_not_go_together(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('[[webhooks]]\nname = "a"\nurl = "https://x.example/h"\n'
+                                     'digest = "15m"\nmax_per_hour = 60\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "c.toml")
+    assert "max_per_hour: cannot be combined with digest" in str(e.value)
+    (tmp_path / "c.toml").write_text('[[webhooks]]\nname = "a"\nurl = "https://x.example/h"\ndigest = "15m"\n')
+    assert load_config(tmp_path / "c.toml").webhooks[0].digest == timedelta(minutes=15)
+
+
+def test_interval_is_auto_by_default_or_fixed(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("")
+    settings = load_config(path).settings
+    assert (settings.interval, settings.min_interval, settings.max_interval) == \
+        (None, timedelta(minutes=2), timedelta(hours=2))
+    path.write_text('[monitor]\ninterval = "auto"\nmin_interval = "30s"\nmax_interval = "6h"\n')
+    settings = load_config(path).settings
+    assert (settings.interval, settings.min_interval, settings.max_interval) == \
+        (None, timedelta(seconds=30), timedelta(hours=6))
+    path.write_text('[monitor]\ninterval = "15m"\n')
+    assert load_config(path).settings.interval == timedelta(minutes=15)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('interval = "sometimes"', 'monitor.interval: invalid duration "sometimes"'),
+    ('min_interval = "1h"\nmax_interval = "10m"', "monitor.max_interval: must not be shorter than min_interval (1h)"),
+])
+def test_bad_intervals(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "c.toml").write_text(f"[monitor]\n{text}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "c.toml")
+    assert message in str(e.value)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 import re
-import tomllib
 import socket
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit

@@ -34,7 +34,8 @@ class Clock:
 
 def write_config(tmp_path: Path, server: FeedServer, database: str, *, first_poll: str = "baseline",
                  extra_feeds: str = "", topics: str | None = None,
-                 hook_url: str = "http://127.0.0.1:9/hook", hook_extra: str = "") -> Config:
+                 hook_url: str = "http://127.0.0.1:9/hook", hook_extra: str = "",
+                 interval: str = "10m") -> Config:
     topics = topics or '''
 [[topics]]
 name = "peace"
@@ -48,7 +49,7 @@ query = 'sanctions AND Russia'
     (tmp_path / "monitor.toml").write_text(f'''
 [monitor]
 database = "{database}"
-interval = "10m"
+interval = "{interval}"
 first_poll = "{first_poll}"
 recent = "24h"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -107,6 +108,8 @@ def _not_a_feed(body: bytes, result: Any) -> str | None:
         return None
     if _looks_like_html(body):
         return "not a feed: looks like an HTML page"
+    if (kind := _json_kind(body)) is not None:
+        return f"not a feed: {kind}"
     # Channel-level data without a known version: a CDF channel with no items.
     if result.get("feed") or _EMPTY_DOCUMENT.fullmatch(body):
         return None
@@ -117,6 +120,20 @@ def _not_a_feed(body: bytes, result: Any) -> str | None:
         reason = error.getMessage() if isinstance(error, SAXParseException) else str(error)
         return f"not a feed: {reason}"
     return "not a feed: no RSS, Atom or RDF document element"
+
+
+def _json_kind(body: bytes) -> str | None:
+    """What a JSON body is (an API answer, a JSON Feed), or None when it is not JSON."""
+    head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if head not in (b"{", b"["):
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(document, dict) and "jsonfeed.org" in str(document.get("version", "")):
+        return "a JSON Feed (jsonfeed.org), which monitor does not read: use the site's RSS or Atom feed"
+    return "looks like JSON (an API answer?), not RSS or Atom"
 
 
 def _looks_like_html(body: bytes) -> bool:

@@ -261,8 +261,10 @@ def test_empty_document_or_zero_items_is_not_a_problem(body: bytes) -> None:
         (b"<!DOCTYPE html><html><head><title>Hi</title></head><body><p>x</body></html>",
          "not a feed: looks like an HTML page"),
         (b"<config><a>1</a></config>", "not a feed: no RSS, Atom or RDF document element"),
-        (b'{"version": "https://jsonfeed.org/version/1.1"}',
-         "not a feed: not well-formed (invalid token)"),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": []}',
+         "not a feed: a JSON Feed (jsonfeed.org), which monitor does not read: use the site's RSS or Atom feed"),
+        (b'\xef\xbb\xbf  [{"error": "rate limited"}]', "not a feed: looks like JSON (an API answer?), not RSS or Atom"),
+        (b'{"half": ', "not a feed: not well-formed (invalid token)"),
     ],
 )
 def test_not_a_feed(body: bytes, problem: str) -> None:

@@ -3,11 +3,15 @@ redirects, 410 Gone, and a body that has not changed."""
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+
+from monitor.tables import items
 from tests.support.feedserver import FeedServer, rss
 from tests.support.pipeline import Harness, write_config
 
@@ -131,3 +135,50 @@ def test_a_daemon_start_revives_gone_feeds_and_once_does_not(tmp_path: Path, ser
         assert h.feed_row(server.url("/a.xml"))["gone_at"] is None
     finally:
         service.store.close()
+
+
+LAUGHS = ('<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "lollollollol">'
+          + "".join(f'<!ENTITY {chr(98 + i)} "' + f"&{chr(97 + i)};" * 10 + '">' for i in range(9))
+          + ']><rss version="2.0"><channel><title>t</title><item><title>&j;</title>'
+          '<link>https://n.example/lol</link></item></channel></rss>')
+
+
+def test_hostile_feeds_fail_alone_while_healthy_ones_alert(tmp_path: Path, server: FeedServer,
+                                                           database: str) -> None:
+    hostile = {
+        "/big.xml": dict(body=b"<rss>" + b"x" * (10 * 1024 * 1024 + 1), chunked=True),
+        "/bomb.xml": dict(body=gzip.compress(b"\0" * (11 * 1024 * 1024)), headers={"Content-Encoding": "gzip"}),
+        "/slow.xml": dict(body=rss([{"title": "late", "guid": "s"}]), trickle=0.05),
+        "/page.xml": dict(body=b"<!doctype html><html><body>Sign in</body></html>", content_type="text/html"),
+        "/api.xml": dict(body=b'{"error": "rate limited"}', content_type="application/json"),
+        "/laughs.xml": dict(body=LAUGHS.encode()),
+    }
+    extra = "".join(f'[[feeds]]\nurl = "{server.url(path)}"\n' for path in [*hostile, "/loop.xml"])
+    server.set("/a.xml", rss([]))
+    h = Harness(write_config(tmp_path, server, database, extra_feeds=extra))
+    h.fetch_timeout = 1.0
+    for path in hostile:
+        server.set(path, rss([]))
+    server.redirect("/loop.xml", "/loop.xml", 301)
+    h.poll_all()  # the baseline
+
+    for path, kw in hostile.items():
+        server.set(path, **kw)
+    server.set("/a.xml", rss([{"title": "Envoys open peace talks in Riyadh", "guid": "p1",
+                               "link": "https://n.example/p1"}]))
+    h.clock.advance(minutes=11)
+    outcomes = {o.feed_url.removeprefix(server.url("")): o for o in h.poll_all()}
+    assert outcomes["/a.xml"].ok and outcomes["/a.xml"].alerts == 1  # the healthy feed alerted
+    errors = {path: h.feed_row(server.url(path))["last_result"] for path in [*hostile, "/loop.xml"]}
+    assert errors == {
+        "/big.xml": "error: body larger than 10 MiB",
+        "/bomb.xml": "error: body larger than 10 MiB",
+        "/slow.xml": "error: timed out after 1s",
+        "/page.xml": "error: not a feed: looks like an HTML page",
+        "/api.xml": "error: not a feed: looks like JSON (an API answer?), not RSS or Atom",
+        "/laughs.xml": "200 new=1",  # the entities are not expanded: the title stays short
+        "/loop.xml": "error: too many redirects (more than 5)",
+    }
+    with h.store.engine.connect() as conn:
+        title = conn.execute(select(items.c.title).where(items.c.link == "https://n.example/lol")).scalar_one()
+    assert len(title) < 100

@@ -74,6 +74,7 @@ class Harness:
     def __init__(self, config: Config):
         self.config = config
         self.clock = Clock()
+        self.fetch_timeout = 10.0
         self.runtime = Runtime.of(config)
         self.store = open_store(config.settings.database, auto_migrate=False, lease_clock=self.clock)
         _open_stores.append(self.store)
@@ -81,7 +82,7 @@ class Harness:
 
     def poll_all(self) -> list:
         async def go() -> list:
-            async with Fetcher(timeout=10) as fetcher:
+            async with Fetcher(timeout=self.fetch_timeout) as fetcher:
                 pipeline = Pipeline(self.store, fetcher, self.runtime, self.clock)
                 due = self.store.claim_due_feeds(self.clock(), 100, timedelta(minutes=1), all_feeds=True)
                 return [await pipeline.poll(f) for f in due]

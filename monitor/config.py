@@ -48,6 +48,8 @@ class Settings:
     first_poll: str = "baseline"
     recent: timedelta = timedelta(hours=24)
     concurrency: int = 32                     # feeds fetched at once (beyond SPEC; documented)
+    per_host: int = 4                         # of those, at most this many from one host
+    host_delay: timedelta = timedelta(0)      # between the starts of two fetches from one host
     timeout: timedelta = timedelta(seconds=30)  # total time for one feed fetch (beyond SPEC)
     retention: timedelta = timedelta(days=90)   # items and alerts older than this are pruned
     auto_migrate: bool = False                # upgrade the schema at start instead of refusing
@@ -342,7 +344,7 @@ class _Table:
             return None
         return _nonempty_string(self.data[key], (*self.path, key), self.check)
 
-    def duration(self, key: str) -> timedelta | None:
+    def duration(self, key: str, minimum: timedelta = timedelta(seconds=1)) -> timedelta | None:
         if key not in self.data:
             return None
         value = self.data[key]
@@ -357,8 +359,8 @@ class _Table:
         except ValueError as e:
             self.problem(key, str(e))
             return None
-        if duration < timedelta(seconds=1):
-            self.problem(key, "must be at least 1s")
+        if duration < minimum:
+            self.problem(key, f"must be at least {format_duration(minimum)}")
             return None
         return duration
 
@@ -440,8 +442,8 @@ def _hint(word: str, options: Iterable[str]) -> str:
 # --- the sections --------------------------------------------------------------------
 
 _TOP_KEYS = ("monitor", "server", "webhooks", "feeds", "topics")
-_SETTINGS_KEYS = ("database", "interval", "min_interval", "max_interval", "first_poll", "recent", "concurrency", "timeout",
-                  "retention", "auto_migrate", "log_format")
+_SETTINGS_KEYS = ("database", "interval", "min_interval", "max_interval", "first_poll", "recent", "concurrency",
+                  "per_host", "host_delay", "timeout", "retention", "auto_migrate", "log_format")
 _SERVER_KEYS = ("listen",)
 _WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry", "rate_limit", "digest",
                  "max_per_hour")
@@ -496,6 +498,8 @@ def _settings(root: _Table, base: Path) -> Settings:
         first_poll=table.choice("first_poll", FIRST_POLL_MODES) or defaults.first_poll,
         recent=table.duration("recent") or defaults.recent,
         concurrency=table.integer("concurrency", 1, 1000) or defaults.concurrency,
+        per_host=table.integer("per_host", 1, 1000) or defaults.per_host,
+        host_delay=table.duration("host_delay", minimum=timedelta(0)) or defaults.host_delay,
         timeout=table.duration("timeout") or defaults.timeout,
         retention=table.duration("retention") or defaults.retention,
         auto_migrate=bool(table.boolean("auto_migrate")),

@@ -68,7 +68,9 @@ class Service:
                                        config_path=str(config.path), daemon=daemon)
         timeout = config.settings.timeout.total_seconds()
         self.metrics = Metrics(figures=self.store.figures, clock=clock)
-        self.fetcher = Fetcher(concurrency=config.settings.concurrency, timeout=timeout)
+        settings = config.settings
+        self.fetcher = Fetcher(concurrency=settings.concurrency, timeout=timeout, per_host=settings.per_host,
+                               host_delay=settings.host_delay.total_seconds())
         self.sender = Sender()
         self.pipeline = Pipeline(self.store, self.fetcher, self.runtime, clock, metrics=self.metrics)
         self.outbox = Outbox(self.store, self.sender, self.runtime, clock, metrics=self.metrics)

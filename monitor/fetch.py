@@ -6,8 +6,11 @@ import asyncio
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -42,6 +45,10 @@ class Fetcher:
     in the connection pool, and the `timeout` (whole request, body included) only starts
     once a call holds a slot. Use one Fetcher within one event loop.
 
+    Politeness: at most `per_host` fetches to one host at a time, each started at least
+    `host_delay` seconds after the previous one to that host. A fetch waits for its host
+    before it takes one of the `concurrency` slots, so a busy host never holds up others.
+
     Every FetchError that fetch() raises carries `status` (the HTTP status, or None) and
     `retry_after` (seconds the server asked us to wait via Retry-After, or None).
     """
@@ -54,8 +61,13 @@ class Fetcher:
         connect_timeout: float = 10.0,
         max_bytes: int = 10 * 1024 * 1024,
         max_redirects: int = 5,
+        per_host: int = 4,
+        host_delay: float = 0.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self._hosts: dict[str, _Host] = {}
+        self._per_host = per_host
+        self._host_delay = host_delay
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max_bytes = max_bytes
@@ -90,7 +102,7 @@ class Fetcher:
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> FetchResult:
         """GET `url`, sending the validators from last time; raise FetchError on any failure."""
-        async with self._slots:
+        async with self._host_turn(url), self._slots:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self._timeout):
@@ -116,6 +128,18 @@ class Fetcher:
             elapsed_ms=round((time.monotonic() - started) * 1000),
             moved_to=moved_to,
         )
+
+    @asynccontextmanager
+    async def _host_turn(self, url: str) -> AsyncIterator[None]:
+        """Hold one of the host's `per_host` places, `host_delay` after its last start."""
+        host = self._hosts.setdefault(_host_of(url), _Host(asyncio.Semaphore(self._per_host)))
+        async with host.slots:
+            async with host.starting:  # one start at a time, each host_delay after the last
+                wait = host.last_start + self._host_delay - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                host.last_start = time.monotonic()
+            yield
 
     async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes, str | None]:
         """The final response (closed), its body and where permanent redirects led; raise
@@ -179,6 +203,20 @@ class Fetcher:
         if isinstance(e, httpx.RemoteProtocolError):
             return f"protocol error: {e}"
         return _network_failure(e)
+
+
+@dataclass
+class _Host:
+    slots: asyncio.Semaphore
+    starting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_start: float = float("-inf")
+
+
+def _host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 def _conditional(etag: str | None, last_modified: str | None) -> dict[str, str]:

@@ -252,3 +252,37 @@ def test_one_failing_feed_does_not_disturb_the_others(server: FeedServer) -> Non
     ok, broken, again = asyncio.run(go())
     assert isinstance(ok, FetchResult) and isinstance(again, FetchResult)
     assert isinstance(broken, FetchError) and broken.status == 500
+
+
+def fetch_all(urls: list[str], **options: Any) -> None:
+    async def go() -> None:
+        async with Fetcher(**options) as fetcher:
+            await asyncio.gather(*(fetcher.fetch(url) for url in urls))
+    asyncio.run(go())
+
+
+def arrivals(server: FeedServer, host: str) -> list[float]:
+    return sorted(r.time for r in server.requests if r.headers["host"].startswith(host))
+
+
+def test_at_most_per_host_fetches_to_one_host_and_other_hosts_go_on(server: FeedServer) -> None:
+    for i in range(6):
+        server.set(f"/slow{i}.xml", FEED, delay=0.3)
+    server.set("/other.xml", FEED)
+    slow = [server.url(f"/slow{i}.xml") for i in range(6)]
+    other = server.url("/other.xml").replace("127.0.0.1", "localhost")  # the same server, another host
+    fetch_all([*slow, other], per_host=2, concurrency=32)
+    times = arrivals(server, "127.0.0.1")
+    # Two at a time: each pair starts only once the pair before it has been answered.
+    for k in range(2, 6):
+        assert times[k] - times[k - 2] >= 0.29, times
+    [other_arrival] = arrivals(server, "localhost")
+    assert other_arrival < times[2]  # not queued behind the slow host
+
+
+def test_host_delay_spaces_the_starts_of_one_hosts_fetches(server: FeedServer) -> None:
+    for i in range(4):
+        server.set(f"/f{i}.xml", FEED)
+    fetch_all([server.url(f"/f{i}.xml") for i in range(4)], per_host=10, host_delay=0.2)
+    times = arrivals(server, "127.0.0.1")
+    assert len(times) == 4 and all(b - a >= 0.19 for a, b in zip(times, times[1:], strict=False)), times

@@ -51,6 +51,7 @@ def write_config(path: Path, database: str, server: FeedServer, receiver: Receiv
 database = "{database}"
 interval = "{interval}"
 timeout = "5s"
+per_host = 1000  # every feed of the farm is on one host: no politeness limit here
 
 [[webhooks]]
 name = "ops"

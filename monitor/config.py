@@ -50,6 +50,7 @@ class Settings:
     concurrency: int = 32                     # feeds fetched at once (beyond SPEC; documented)
     per_host: int = 4                         # of those, at most this many from one host
     host_delay: timedelta = timedelta(0)      # between the starts of two fetches from one host
+    alert_after: timedelta | None = None      # a feed failing this long sends one feed-health alert
     timeout: timedelta = timedelta(seconds=30)  # total time for one feed fetch (beyond SPEC)
     retention: timedelta = timedelta(days=90)   # items and alerts older than this are pruned
     auto_migrate: bool = False                # upgrade the schema at start instead of refusing
@@ -68,6 +69,7 @@ class ServerConfig:
 DEFAULT_RETRY = tuple(timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000))
 MAX_RETRIES = 30
 MAX_DIGEST = timedelta(days=1)  # news a day old is no longer news
+FEED_HEALTH = "feed-health"  # the topic name of the alert a long-failing feed sends (alert_after)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class FeedConfig:
     name: str | None = None
     interval: timedelta | None = None       # None: Settings.interval (fixed, or auto)
     tags: tuple[str, ...] = ()
+    alert_after: timedelta | None = None    # None: Settings.alert_after
 
 
 @dataclass(frozen=True)
@@ -443,11 +446,11 @@ def _hint(word: str, options: Iterable[str]) -> str:
 
 _TOP_KEYS = ("monitor", "server", "webhooks", "feeds", "topics")
 _SETTINGS_KEYS = ("database", "interval", "min_interval", "max_interval", "first_poll", "recent", "concurrency",
-                  "per_host", "host_delay", "timeout", "retention", "auto_migrate", "log_format")
+                  "per_host", "host_delay", "alert_after", "timeout", "retention", "auto_migrate", "log_format")
 _SERVER_KEYS = ("listen",)
 _WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry", "rate_limit", "digest",
                  "max_per_hour")
-_FEED_KEYS = ("url", "name", "interval", "tags")
+_FEED_KEYS = ("url", "name", "interval", "tags", "alert_after")
 _TOPIC_KEYS = ("name", "title", "query", "webhooks", "feeds")
 
 
@@ -500,6 +503,7 @@ def _settings(root: _Table, base: Path) -> Settings:
         concurrency=table.integer("concurrency", 1, 1000) or defaults.concurrency,
         per_host=table.integer("per_host", 1, 1000) or defaults.per_host,
         host_delay=table.duration("host_delay", minimum=timedelta(0)) or defaults.host_delay,
+        alert_after=table.duration("alert_after"),
         timeout=table.duration("timeout") or defaults.timeout,
         retention=table.duration("retention") or defaults.retention,
         auto_migrate=bool(table.boolean("auto_migrate")),
@@ -693,9 +697,10 @@ def _feed(table: _Table) -> FeedConfig | None:
         table.problem("name", 'must not start with "tag:" (topics use that prefix for tags)')
     interval = table.duration("interval")
     tags = table.strings("tags")
+    alert_after = table.duration("alert_after")
     if url is None:
         return None
-    return FeedConfig(url, name, interval, tags or ())
+    return FeedConfig(url, name, interval, tags or (), alert_after)
 
 
 def _loose_feed(data: dict[str, Any]) -> FeedConfig:
@@ -711,6 +716,8 @@ def _loose_feed(data: dict[str, Any]) -> FeedConfig:
 def _topic(table: _Table, webhooks: list[str], feeds: list[FeedConfig]) -> TopicConfig | None:
     table.allow(_TOPIC_KEYS)
     name = table.string("name", required=True)
+    if name == FEED_HEALTH:
+        table.problem("name", f'"{FEED_HEALTH}" is the topic of monitor\'s own feed-health alerts: choose another')
     title = table.string("title")
     query = _query(table)
     webhook_refs = _references(table, "webhooks")

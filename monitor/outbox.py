@@ -12,7 +12,7 @@ from typing import Any
 
 from monitor.breaker import Breakers
 from monitor.bundling import hour_start, next_hour, split_for
-from monitor.config import WebhookConfig
+from monitor.config import FEED_HEALTH, WebhookConfig
 from monitor.deliver import GONE, Outcome, Sender, next_attempt_delay
 from monitor.digest_store import DigestStore, PendingDigest
 from monitor.errors import LeaseLost
@@ -45,9 +45,10 @@ class DeliveryStats:
 def to_message(alert: PendingAlert, runtime: Runtime) -> AlertMessage:
     """Outbox row → what the webhook says; the topic title comes from the current config."""
     topic = runtime.topics_by_name.get(alert.topic)
+    title = "Feed health" if alert.topic == FEED_HEALTH else topic.title if topic else None
     return AlertMessage(
         alert_id=alert.id, created_at=alert.created_at, topic_name=alert.topic,
-        topic_title=topic.title if topic else None, title=alert.title, url=alert.link,
+        topic_title=title, title=alert.title, url=alert.link,
         summary=alert.summary, published=alert.published, guid=alert.guid,
         feed_name=alert.feed_name, feed_url=alert.feed_url, matched=alert.matched,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from monitor.cadence import Cadence, Pace, adaptive, fixed, observe, server_floor
-from monitor.config import Config, Settings, TopicConfig
+from monitor.config import FEED_HEALTH, Config, Settings, TopicConfig, format_duration
 from monitor.errors import FetchError, LeaseLost
 from monitor.fetch import Fetcher, FetchResult
 from monitor.formats import new_alert_id
@@ -64,6 +64,23 @@ def hashed_story_keys(item: Item, feed_url: str, key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hashed))
 
 
+def feed_health_notice(runtime: Runtime, feed: FeedState, *, since: datetime, errors: int, error: str,
+                       now: datetime) -> NewItem:
+    """The alert, to every webhook, that a feed has been failing for alert_after or more:
+    stored as an item of the feed under the topic "feed-health", one per run of failures."""
+    name = feed.name or feed.title or feed.url
+    started = since.isoformat(timespec="seconds")
+    return NewItem(
+        key=f"health:{started}",
+        story_key=hashlib.sha256(f"{FEED_HEALTH}\n{feed.url}\n{started}".encode()).hexdigest(),
+        guid=None, link=feed.url, published=now,
+        title=f"Feed failing for {format_duration(now - since)}: {name}",
+        summary=f"{errors} polls in a row have failed since {since:%Y-%m-%d %H:%M} UTC. Last error: {error}. "
+                "monitor keeps trying; this alert is sent once per run of failures.",
+        alerts=tuple(AlertIntent(new_alert_id(now), FEED_HEALTH, hook, ()) for hook in runtime.webhooks_by_name),
+    )
+
+
 def jittered(interval: timedelta, rng: random.Random) -> timedelta:
     """±10 % so that feeds added together do not stay in lock-step forever."""
     return interval * rng.uniform(0.9, 1.1)
@@ -106,7 +123,7 @@ class Pipeline:
         except FetchError as e:
             if e.status == GONE:
                 return await asyncio.to_thread(self._record_gone, feed, str(e))
-            return await asyncio.to_thread(self._record_failure, feed, str(e), e.status,
+            return await asyncio.to_thread(self._record_failure, runtime, feed, str(e), e.status,
                                            getattr(e, "retry_after", None))
         return await asyncio.to_thread(self._process, runtime, feed, result)
 
@@ -120,19 +137,27 @@ class Pipeline:
               note="not polled again until the daemon is restarted or reloaded")
         return PollOutcome(feed.url, ok=False, status=GONE, error=error)
 
-    def _record_failure(self, feed: FeedState, error: str, status: int | None,
+    def _record_failure(self, runtime: Runtime, feed: FeedState, error: str, status: int | None,
                         retry_after: float | None, seconds: float | None = None) -> PollOutcome:
         now = self.clock()
         errors = feed.error_count + 1
         next_poll = now + error_backoff(feed.interval, errors, retry_after)
+        since = feed.failing_since or now
+        after = runtime.alert_after(feed.url)
+        health = None
+        if after is not None and not feed.health_alerted and now - since >= after:
+            health = feed_health_notice(runtime, feed, since=since, errors=errors, error=error, now=now)
         try:
-            self.store.record_failure(feed, now=now, next_poll_at=next_poll, error=error)
+            created = self.store.record_failure(feed, now=now, next_poll_at=next_poll, error=error, health=health)
         except LeaseLost as e:
             return self._lease_lost(feed, e)
         self.metrics.polled("error", seconds)
         event("poll_failed", logging.WARNING, feed=feed.url, error=error, errors=errors,
               retry_at=next_poll.isoformat(timespec="seconds"))
-        return PollOutcome(feed.url, ok=False, status=status, error=error)
+        if health:
+            event("feed_health_alert", logging.WARNING, feed=feed.url, failing_since=since.isoformat(timespec="seconds"),
+                  errors=errors, alerts=created)
+        return PollOutcome(feed.url, ok=False, status=status, error=error, alerts=created)
 
     def _lease_lost(self, feed: FeedState, e: LeaseLost) -> PollOutcome:
         event("poll_lease_lost", logging.WARNING, feed=feed.url,
@@ -165,7 +190,7 @@ class Pipeline:
 
         parsed = parse_feed(result.body, url=result.url, headers=result.headers, name=feed.name)
         if parsed.problem and not parsed.items:
-            return self._record_failure(feed, parsed.problem, result.status, None, seconds)
+            return self._record_failure(runtime, feed, parsed.problem, result.status, None, seconds)
 
         fresh, buried = self._unseen(feed, parsed.items)
         may_alert = alerting_items([item for _, item in fresh], baselined=feed.baselined,

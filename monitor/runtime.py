@@ -42,6 +42,11 @@ class Runtime:
         # A feed dropped by a reload while in flight still meets the topics of every feed.
         return self.topics_by_feed.get(feed_url, self.unfiltered_topics)
 
+    def alert_after(self, feed_url: str) -> timedelta | None:
+        """How long the feed may fail before it sends a feed-health alert; None: never."""
+        feed = self.feeds_by_url.get(feed_url)
+        return (feed.alert_after if feed else None) or self.config.settings.alert_after
+
     def webhooks_for(self, topic: TopicConfig) -> tuple[str, ...]:
         return topic.webhooks or tuple(self.webhooks_by_name)
 

@@ -65,6 +65,8 @@ class FeedState:
     pace: Pace = Pace()
     moved_to: str | None = None  # fetch here: a permanent redirect's target
     body_hash: bytes | None = None
+    failing_since: datetime | None = None  # the first of the failures in a row, if failing
+    health_alerted: bool = False           # this run of failures has sent its feed-health alert
 
     @property
     def fetch_url(self) -> str:
@@ -147,7 +149,8 @@ def _feed_state(row: Row, token: str) -> FeedState:
         last_modified=r["last_modified"], error_count=r["error_count"],
         baselined=r["baselined_at"] is not None, lease_token=token, auto=bool(r["auto_interval"]),
         pace=Pace(None if r["mean_gap_s"] is None else timedelta(seconds=r["mean_gap_s"]), r["newest_at"]),
-        moved_to=r["moved_to"], body_hash=r["body_hash"],
+        moved_to=r["moved_to"], body_hash=r["body_hash"], failing_since=r["failing_since"],
+        health_alerted=r["health_alerted_at"] is not None,
     )
 
 
@@ -511,7 +514,6 @@ class Store:
 
         Raises LeaseLost, writing nothing, when the feed is no longer leased to this poll.
         """
-        created = 0
         with self.transaction() as conn:
             # First, so that on PostgreSQL the row lock is held for the rest of the work.
             owned = conn.execute(update(feeds).where(
@@ -522,7 +524,7 @@ class Store:
                 title=title or feeds.c.title, baselined_at=func.coalesce(feeds.c.baselined_at, now),
                 parsed_at=now if parsed else feeds.c.parsed_at,
                 body_hash=body_hash or feeds.c.body_hash, moved_to=moved_to or feeds.c.moved_to,
-                **_cadence_values(cadence),
+                failing_since=None, health_alerted_at=None, **_cadence_values(cadence),
             )).rowcount
             if not owned:
                 raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
@@ -535,45 +537,55 @@ class Store:
             quiet = [item for item in new_items if not item.alerts]
             if quiet:  # one executemany: most new items raise no alert
                 conn.execute(insert, [_item_row(feed.id, item, now) for item in quiet])
-            loud = [item for item in new_items if item.alerts]
-            old_stories = _buried_stories(conn, {key for item in loud for key in (item.story_key, *item.story_aliases)})
-            alerted = _alerted_under(conn, {alias for item in loud for alias in item.story_aliases})
-            for item in loud:
-                item_id = _insert_ignoring_duplicate(conn, items, _item_row(feed.id, item, now), ITEM_IDENTITY)
-                if item_id is None or not old_stories.isdisjoint((item.story_key, *item.story_aliases)):
-                    continue  # another poller recorded it, or the story was alerted long ago
-                for a in item.alerts:
-                    if any((alias, a.topic, a.webhook) in alerted for alias in item.story_aliases):
-                        continue  # alerted under the story key an earlier release gave it
-                    created += _insert_ignoring_duplicate(conn, alerts, dict(
-                        id=a.id, item_id=item_id, story_key=item.story_key, topic=a.topic,
-                        webhook=a.webhook, matched=json.dumps(list(a.matched)), status="pending",
-                        attempts=0, next_attempt_at=now, created_at=now,
-                    ), ALERT_IDENTITY) is not None
+            return self._insert_loud(conn, feed, [item for item in new_items if item.alerts], now)
+
+    @staticmethod
+    def _insert_loud(conn: Connection, feed: FeedState, loud: Sequence[NewItem], now: datetime) -> int:
+        """Insert items that raise alerts, and their alerts; how many alerts were created
+        (a story already alerted for that topic and webhook makes none)."""
+        created = 0
+        old_stories = _buried_stories(conn, {key for item in loud for key in (item.story_key, *item.story_aliases)})
+        alerted = _alerted_under(conn, {alias for item in loud for alias in item.story_aliases})
+        for item in loud:
+            item_id = _insert_ignoring_duplicate(conn, items, _item_row(feed.id, item, now), ITEM_IDENTITY)
+            if item_id is None or not old_stories.isdisjoint((item.story_key, *item.story_aliases)):
+                continue  # another poller recorded it, or the story was alerted long ago
+            for a in item.alerts:
+                if any((alias, a.topic, a.webhook) in alerted for alias in item.story_aliases):
+                    continue  # alerted under the story key an earlier release gave it
+                created += _insert_ignoring_duplicate(conn, alerts, dict(
+                    id=a.id, item_id=item_id, story_key=item.story_key, topic=a.topic,
+                    webhook=a.webhook, matched=json.dumps(list(a.matched)), status="pending",
+                    attempts=0, next_attempt_at=now, created_at=now,
+                ), ALERT_IDENTITY) is not None
         return created
 
     def record_gone(self, feed: FeedState, *, now: datetime, error: str) -> None:
         """The feed answered 410 Gone: it is not polled again until revived."""
         with self.transaction() as conn:
-            if not conn.execute(update(feeds).where(
-                feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
-            ).values(gone_at=now, lease_until=None, lease_owner=None, last_poll_at=now,
-                     last_result=f"error: {error}"[:1024], error_count=feeds.c.error_count + 1)).rowcount:
-                raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
+            self._fail(conn, feed, now=now, error=error, gone_at=now)
 
-    def record_failure(self, feed: FeedState, *, now: datetime, next_poll_at: datetime, error: str) -> None:
-        """A failed poll: keep the validators, count the error, retry later.
+    def record_failure(self, feed: FeedState, *, now: datetime, next_poll_at: datetime, error: str,
+                       health: NewItem | None = None) -> int:
+        """A failed poll: keep the validators, count the error, retry later. `health` is
+        the feed-health notice this run of failures has earned, stored with its alerts.
+        Returns how many alerts that made.
 
         Raises LeaseLost when the feed is no longer leased to this poll."""
         with self.transaction() as conn:
-            owned = conn.execute(update(feeds).where(
-                feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
-            ).values(
-                next_poll_at=next_poll_at, lease_until=None, lease_owner=None, last_poll_at=now,
-                last_result=f"error: {error}"[:1024], error_count=feeds.c.error_count + 1,
-            )).rowcount
-            if not owned:
-                raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
+            self._fail(conn, feed, now=now, error=error, next_poll_at=next_poll_at,
+                       health_alerted_at=now if health else feeds.c.health_alerted_at)
+            return self._insert_loud(conn, feed, [health], now) if health else 0
+
+    def _fail(self, conn: Connection, feed: FeedState, *, now: datetime, error: str, **values: Any) -> None:
+        if not conn.execute(update(feeds).where(
+            feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
+        ).values(
+            lease_until=None, lease_owner=None, last_poll_at=now, last_result=f"error: {error}"[:1024],
+            error_count=feeds.c.error_count + 1, failing_since=func.coalesce(feeds.c.failing_since, now),
+            **values,
+        )).rowcount:
+            raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
 
     # -- outbox --------------------------------------------------------------------------
 

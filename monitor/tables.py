@@ -60,6 +60,8 @@ feeds = Table(
     Column("moved_to", String(2048)),       # where a permanent redirect (301/308) sent us
     Column("gone_at", UTCDateTime),         # answered 410 Gone: not polled until revived
     Column("body_hash", LargeBinary(16)),   # of the last body parsed: the same bytes are not parsed again
+    Column("failing_since", UTCDateTime),   # the first failure of the current run of them
+    Column("health_alerted_at", UTCDateTime),  # when this run of failures sent its feed-health alert
     Column("next_poll_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),     # set while a poll is in flight
     Column("lease_owner", String(32)),      # the claim's token; a poll's writes require it

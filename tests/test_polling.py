@@ -3,6 +3,7 @@ redirects, 410 Gone, and a body that has not changed."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import subprocess
 import sys
@@ -11,9 +12,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from monitor.daemon import Service
+from monitor.deliver import Sender
+from monitor.outbox import Outbox
+from monitor.runtime import Runtime
 from monitor.tables import items
 from tests.support.feedserver import FeedServer, rss
 from tests.support.pipeline import Harness, write_config
+from tests.support.receiver import Receiver
 
 
 def dated(n: int, gap: timedelta, h: Harness) -> list[dict]:
@@ -121,9 +127,6 @@ def cli(command: str, tmp_path: Path) -> str:
 
 def test_a_daemon_start_revives_gone_feeds_and_once_does_not(tmp_path: Path, server: FeedServer,
                                                              database: str) -> None:
-    from monitor.daemon import Service
-    from monitor.runtime import Runtime
-
     h = auto_harness(tmp_path, server, database)
     server.set("/a.xml", "gone", status=410)
     h.poll_all()
@@ -182,3 +185,35 @@ def test_hostile_feeds_fail_alone_while_healthy_ones_alert(tmp_path: Path, serve
     with h.store.engine.connect() as conn:
         title = conn.execute(select(items.c.title).where(items.c.link == "https://n.example/lol")).scalar_one()
     assert len(title) < 100
+
+
+def test_a_feed_failing_past_alert_after_sends_one_feed_health_alert(tmp_path: Path, server: FeedServer,
+                                                                     database: str) -> None:
+    with Receiver() as hook:
+        server.set("/a.xml", rss([]))
+        h = Harness(write_config(tmp_path, server, database, hook_url=hook.url(), monitor_extra='alert_after = "1h"'))
+        h.poll_all()
+        server.set("/a.xml", "down", status=503)
+
+        def fail_after(minutes: int) -> int:
+            h.clock.advance(minutes=minutes)
+            [outcome] = h.poll_all()
+            assert not outcome.ok
+            return outcome.alerts
+
+        assert [fail_after(m) for m in (1, 30, 31, 10)] == [0, 0, 1, 0]  # one alert, after 1 h of failing
+        server.set("/a.xml", rss([]))
+        h.clock.advance(minutes=10)
+        assert h.poll_all()[0].ok  # recovered: the next run of failures may alert again
+        server.set("/a.xml", "down", status=503)
+        assert [fail_after(m) for m in (1, 61)] == [0, 1]
+
+        async def go() -> int:
+            async with Sender() as sender:
+                return (await Outbox(h.store, sender, h.runtime, h.clock).deliver_due()).delivered
+        assert asyncio.run(go()) == 2
+        first = hook.received[0].json["data"]
+        assert first["topic"] == {"name": "feed-health", "title": "Feed health"}
+        assert first["item"]["title"] == "Feed failing for 1h1m: Feed A"
+        assert first["item"]["url"] == server.url("/a.xml")
+        assert "polls in a row have failed" in first["item"]["summary"] and "HTTP 503" in first["item"]["summary"]

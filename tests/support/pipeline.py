@@ -35,7 +35,7 @@ class Clock:
 def write_config(tmp_path: Path, server: FeedServer, database: str, *, first_poll: str = "baseline",
                  extra_feeds: str = "", topics: str | None = None,
                  hook_url: str = "http://127.0.0.1:9/hook", hook_extra: str = "",
-                 interval: str = "10m") -> Config:
+                 interval: str = "10m", monitor_extra: str = "") -> Config:
     topics = topics or '''
 [[topics]]
 name = "peace"
@@ -52,6 +52,7 @@ database = "{database}"
 interval = "{interval}"
 first_poll = "{first_poll}"
 recent = "24h"
+{monitor_extra}
 
 [[webhooks]]
 name = "ops"

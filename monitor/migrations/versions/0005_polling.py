@@ -1,5 +1,5 @@
 """0.3.0: adaptive intervals (the feed's pace and why its interval), permanent redirects,
-feeds gone (410), and the hash of the last body parsed.
+feeds gone (410), the hash of the last body parsed, and runs of failures (alert_after).
 
 Revision ID: 0005
 Revises: 0004
@@ -15,7 +15,8 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-NAMES = ("auto_interval", "interval_reason", "mean_gap_s", "newest_at", "moved_to", "gone_at", "body_hash")
+NAMES = ("auto_interval", "interval_reason", "mean_gap_s", "newest_at", "moved_to", "gone_at", "body_hash",
+         "failing_since", "health_alerted_at")
 
 
 def upgrade() -> None:
@@ -27,6 +28,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("moved_to", sa.String(2048)))
         batch.add_column(sa.Column("gone_at", sa.DateTime))
         batch.add_column(sa.Column("body_hash", sa.LargeBinary(16)))
+        batch.add_column(sa.Column("failing_since", sa.DateTime))
+        batch.add_column(sa.Column("health_alerted_at", sa.DateTime))
 
 
 def downgrade() -> None:

@@ -492,3 +492,16 @@ def test_bad_intervals(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path / "c.toml")
     assert message in str(e.value)
+
+
+def test_alert_after_and_the_reserved_topic_name(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[monitor]\nalert_after = "6h"\n\n[[feeds]]\nurl = "https://a.example/rss"\n\n'
+                    '[[feeds]]\nurl = "https://b.example/rss"\nalert_after = "1h"\n')
+    config = load_config(path)
+    assert config.settings.alert_after == timedelta(hours=6)
+    assert [f.alert_after for f in config.feeds] == [None, timedelta(hours=1)]
+    path.write_text('[[topics]]\nname = "feed-health"\nquery = "x"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert 'topics[0].name: "feed-health" is the topic of monitor\'s own feed-health alerts' in str(e.value)

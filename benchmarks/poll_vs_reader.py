@@ -17,7 +17,7 @@ Starts its own feed server (ETag and Last-Modified on every feed, so an unchange
    daemon's CPU time (user + system, from /proc) in that window / the polls the server saw.
    Publish → alert latency = receipt at the webhook - the moment the item was published.
    Peak RSS = the daemon's VmHWM.
-3. reader, in its own process on its own database: `update_feeds(workers=16)` cold, then
+3. reader, in its own process on its own database: `update_feeds(workers=16, scheduled=False)` cold, then
    once more after the same share of feeds gained an item (its CPU time / the feeds).
 
 Prints both, and the ratios. The farm and the receiver run in this process and take CPU
@@ -117,12 +117,20 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def polled_feeds(database: Path) -> int:
+def count(database: Path, query: str) -> int:
     try:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM feeds WHERE last_poll_at IS NOT NULL").fetchone()[0]
+            return conn.execute(query).fetchone()[0]
     except sqlite3.OperationalError:
-        return 0
+        return -1  # not created yet
+
+
+def polled_feeds(database: Path) -> int:
+    return count(database, "SELECT count(*) FROM feeds WHERE last_poll_at IS NOT NULL")
+
+
+def pending_alerts(database: Path) -> int:
+    return count(database, "SELECT count(*) FROM alerts WHERE status = 'pending'")
 
 
 def wait_for(condition: Any, timeout: float, what: str, every: float = 0.05) -> float:
@@ -150,8 +158,8 @@ def run_monitor(args: argparse.Namespace, farm: Farm, receiver: Receiver, tmp: P
         cold = done - started
         cold_rss = peak_rss_mib(daemon.pid)
 
-        # Steady state: let the first cycle's alerts drain, then measure whole cycles.
-        time.sleep(min(5.0, args.interval / 2))
+        # Steady state: once the cold ingest's alerts are delivered, measure whole cycles.
+        wait_for(lambda: pending_alerts(tmp / "farm.db") == 0, 3600, "the cold ingest's alerts", every=0.2)
         cycles = max(1, round(args.steady / args.interval))
         share = max(1, round(args.feeds * args.share))
         cpu_before, polls_before = cpu_seconds(daemon.pid), len(farm.server.requests)
@@ -191,7 +199,7 @@ for url in urls:
 def timed():
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
-    reader.update_feeds(workers=16)
+    reader.update_feeds(workers=16, scheduled=False)  # every feed, not only those its schedule says are due
     after = resource.getrusage(resource.RUSAGE_SELF)
     return time.monotonic() - started, (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
 wall, cpu = timed()

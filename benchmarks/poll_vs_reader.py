@@ -9,14 +9,17 @@ Starts its own feed server (ETag and Last-Modified on every feed, so an unchange
 
 1. monitor, cold: `monitor run` on a new SQLite database with `first_poll = "all"`, so
    every item is fetched, parsed, deduplicated, matched and stored, and the alerts of the
-   matching ones queued (and delivered). Cold ingest = from the daemon's `started` line to
-   the moment every feed has been polled once.
+   matching ones queued. Their webhook is unreachable meanwhile (its circuit opens after
+   five refused attempts), so delivering them does not compete with the ingest; a reload
+   then points it at the receiver, which gets them all before the steady state starts.
+   Cold ingest = from the farm's first request to the moment every feed has been polled.
 2. monitor, steady state: every feed polled every `--interval` seconds (a fixed interval,
    so the figure does not depend on the adaptive one) for `--steady` seconds; before each
-   cycle a share of the feeds gains one item, which matches a topic. CPU per poll = the
-   daemon's CPU time (user + system, from /proc) in that window / the polls the server saw.
+   cycle a share of the feeds gains one item, which matches a topic. CPU per poll = the CPU
+   time (user + system, from /proc) of the daemon and its parse workers in that window /
+   the polls the server saw.
    Publish → alert latency = receipt at the webhook - the moment the item was published.
-   Peak RSS = the daemon's VmHWM.
+   Peak RSS = the VmHWM of the daemon and of each parse worker, added up.
 3. reader, in its own process on its own database: `update_feeds(workers=16, scheduled=False)` cold, then
    once more after the same share of feeds gained an item (its CPU time / the feeds).
 
@@ -91,11 +94,11 @@ def _link(f: int, n: int) -> str:
     return f"https://farm.example/{f}/{n}"
 
 
-def write_config(directory: Path, farm: Farm, receiver: Receiver, feeds: int, interval: int) -> Path:
+def write_config(directory: Path, farm: Farm, hook_url: str, feeds: int, interval: int) -> Path:
     lines = [
         "[monitor]", 'database = "sqlite:///farm.db"', f'interval = "{interval}s"', 'first_poll = "all"',
         "concurrency = 32", "per_host = 1000  # the whole farm is one host: no politeness limit", "",
-        "[[webhooks]]", 'name = "bench"', f'url = "{receiver.url()}"', 'rate_limit = "none"', "",
+        "[[webhooks]]", 'name = "bench"', f'url = "{hook_url}"', 'rate_limit = "none"', "",
         "[[topics]]", 'name = "peace"', f"query = {TOPIC}", "",
     ]
     for f in range(feeds):
@@ -105,16 +108,29 @@ def write_config(directory: Path, farm: Farm, receiver: Receiver, feeds: int, in
     return path
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def family(pid: int) -> list[int]:
+    """The daemon and its live children (the parse workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(c) for c in children)]
+
+
+def cpu_seconds(pid: int, *, workers: bool = True) -> float:
+    """User + system CPU of the daemon and (unless told not to) its parse workers."""
+    total = 0
+    for member in family(pid) if workers else [pid]:
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The peak resident memory of the daemon and its parse workers, added up."""
+    total = 0
+    for member in family(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def count(database: Path, query: str) -> int:
@@ -143,7 +159,10 @@ def wait_for(condition: Any, timeout: float, what: str, every: float = 0.05) -> 
 
 
 def run_monitor(args: argparse.Namespace, farm: Farm, receiver: Receiver, tmp: Path) -> dict[str, float]:
-    config = write_config(tmp, farm, receiver, args.feeds, args.interval)
+    # During the cold ingest the webhook is a closed port: alerts are queued, and after five
+    # refused attempts the circuit opens, so delivery does not compete with the ingest
+    # (reader has nothing to deliver). A reload then points it at the receiver.
+    config = write_config(tmp, farm, "http://127.0.0.1:9/closed", args.feeds, args.interval)
     log = tmp / "monitor.log"
     with log.open("wb") as err:
         daemon = subprocess.Popen([sys.executable, "-m", "monitor", "--log-level", "warning", "run", "-c", str(config)],
@@ -157,8 +176,11 @@ def run_monitor(args: argparse.Namespace, farm: Farm, receiver: Receiver, tmp: P
         done = wait_for(lambda: polled_feeds(tmp / "farm.db") >= args.feeds, 3600, "the cold ingest", every=0.1)
         cold = done - started
         cold_rss = peak_rss_mib(daemon.pid)
+        cold_cpu_main, cold_cpu_all = cpu_seconds(daemon.pid, workers=False), cpu_seconds(daemon.pid)
 
         # Steady state: once the cold ingest's alerts are delivered, measure whole cycles.
+        write_config(tmp, farm, receiver.url(), args.feeds, args.interval)
+        daemon.send_signal(signal.SIGHUP)
         wait_for(lambda: pending_alerts(tmp / "farm.db") == 0, 3600, "the cold ingest's alerts", every=0.2)
         cycles = max(1, round(args.steady / args.interval))
         share = max(1, round(args.feeds * args.share))
@@ -183,7 +205,8 @@ def run_monitor(args: argparse.Namespace, farm: Farm, receiver: Receiver, tmp: P
     if daemon.returncode != 0:
         sys.exit(f"monitor exited {daemon.returncode}:\n{log.read_text()[-3000:]}")
     quantiles = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else [float("nan")] * 19
-    return {"cold_s": cold, "cold_rss_mib": cold_rss, "steady_polls": polls, "steady_window_s": window,
+    return {"cold_s": cold, "cold_rss_mib": cold_rss, "cold_cpu_main_s": cold_cpu_main,
+            "cold_cpu_workers_s": cold_cpu_all - cold_cpu_main, "steady_polls": polls, "steady_window_s": window,
             "cpu_ms_per_poll": 1000 * cpu / max(1, polls), "rss_mib": rss_mib, "alerts_timed": len(latencies),
             "latency_p50_s": statistics.median(latencies) if latencies else float("nan"),
             "latency_p95_s": quantiles[18]}
@@ -243,6 +266,7 @@ def main() -> None:
               f"{args.share:.0%} of feeds gain an item per cycle", flush=True)
         mon = run_monitor(args, farm, receiver, Path(tmp))
         print(f"monitor: cold ingest {mon['cold_s']:.1f} s ({args.feeds / mon['cold_s']:.0f} feeds/s, "
+              f"CPU {mon['cold_cpu_main_s']:.1f} s daemon + {mon['cold_cpu_workers_s']:.1f} s parse workers, "
               f"peak RSS {mon['cold_rss_mib']:.0f} MiB); steady state {mon['steady_polls']} polls in "
               f"{mon['steady_window_s']:.0f} s, {mon['cpu_ms_per_poll']:.2f} ms CPU per poll, peak RSS "
               f"{mon['rss_mib']:.0f} MiB; publish -> alert p50 {mon['latency_p50_s']:.2f} s, "
@@ -251,7 +275,8 @@ def main() -> None:
         if args.no_reader:
             return
         rd = run_reader(args, farm, Path(tmp))
-        print(f"reader:  cold ingest {rd['cold_s']:.1f} s ({args.feeds / rd['cold_s']:.0f} feeds/s); "
+        print(f"reader:  cold ingest {rd['cold_s']:.1f} s ({args.feeds / rd['cold_s']:.0f} feeds/s, "
+              f"CPU {rd['cold_cpu_s']:.1f} s); "
               f"steady pass {rd['steady_s']:.1f} s, {rd['cpu_ms_per_poll']:.2f} ms CPU per poll, "
               f"peak RSS {rd['rss_mib']:.0f} MiB")
         print(f"ratios (reader / monitor): cold ingest {rd['cold_s'] / mon['cold_s']:.2f}x, "

@@ -2,4 +2,6 @@
 
 from monitor.cli import main
 
-main(prog_name="monitor")
+# Guarded: the parse pool's spawned workers import this module under another name.
+if __name__ == "__main__":
+    main(prog_name="monitor")

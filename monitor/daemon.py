@@ -23,6 +23,7 @@ from monitor.fetch import Fetcher
 from monitor.log import event
 from monitor.metrics import Metrics
 from monitor.outbox import Outbox
+from monitor.parsepool import ParsePool
 from monitor.pipeline import Pipeline, PollOutcome, utcnow
 from monitor.retention import PruneStats, prune
 from monitor.runtime import Runtime
@@ -72,7 +73,9 @@ class Service:
         self.fetcher = Fetcher(concurrency=settings.concurrency, timeout=timeout, per_host=settings.per_host,
                                host_delay=settings.host_delay.total_seconds())
         self.sender = Sender()
-        self.pipeline = Pipeline(self.store, self.fetcher, self.runtime, clock, metrics=self.metrics)
+        self.parser = ParsePool()
+        self.pipeline = Pipeline(self.store, self.fetcher, self.runtime, clock, metrics=self.metrics,
+                                 parser=self.parser)
         self.outbox = Outbox(self.store, self.sender, self.runtime, clock, metrics=self.metrics)
         # A poll holds its lease for the fetch timeout plus processing (with room to wait
         # for a turn); a crashed process's leases lapse after this and its feeds are due again.
@@ -110,6 +113,7 @@ class Service:
     async def aclose(self) -> None:
         await self.fetcher.aclose()
         await self.sender.aclose()
+        await asyncio.to_thread(self.parser.close)
         self.store.close()
 
     async def poll_once(self, *, all_feeds: bool) -> list[PollOutcome]:

@@ -116,7 +116,7 @@ def item_key(item: Item, *, use_guid: bool = True, prefixes: tuple[str, ...] = T
 def item_keys(item: Item, *, use_guid: bool = True) -> tuple[str, ...]:
     """The item's key, then the other keys earlier releases gave it (the item is known
     if any of them is)."""
-    return _with_legacy(lambda prefixes: item_key(item, use_guid=use_guid, prefixes=prefixes))
+    return _with_legacy(item, lambda prefixes: item_key(item, use_guid=use_guid, prefixes=prefixes))
 
 
 def story_key(item: Item, prefixes: tuple[str, ...] = TRACKING_PREFIXES) -> str | None:
@@ -130,13 +130,15 @@ def story_key(item: Item, prefixes: tuple[str, ...] = TRACKING_PREFIXES) -> str 
 
 def story_keys(item: Item) -> tuple[str | None, ...]:
     """The item's story key, then the other story keys earlier releases gave it."""
-    return _with_legacy(lambda prefixes: story_key(item, prefixes))
+    return _with_legacy(item, lambda prefixes: story_key(item, prefixes))
 
 
-def _with_legacy(key_under: Callable[[tuple[str, ...]], T]) -> tuple[T, ...]:
+def _with_legacy(item: Item, key_under: Callable[[tuple[str, ...]], T]) -> tuple[T, ...]:
     keys = [key_under(TRACKING_PREFIXES)]
+    link = (item.link or "").lower()
     for prefixes in LEGACY_PREFIXES:
-        if (key := key_under(prefixes)) not in keys:
+        # The rules differ only on a link with a parameter that only the new ones drop.
+        if any(p in link for p in TRACKING_PREFIXES if p not in prefixes) and (key := key_under(prefixes)) not in keys:
             keys.append(key)
     return tuple(keys)
 

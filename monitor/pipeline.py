@@ -19,7 +19,8 @@ from monitor.formats import new_alert_id
 from monitor.identity import item_keys, story_keys
 from monitor.log import event
 from monitor.metrics import Metrics
-from monitor.parse import Item, parse_feed
+from monitor.parse import Item, ParsedFeed, parse_feed
+from monitor.parsepool import ParsePool
 from monitor.query import prepare
 from monitor.runtime import Runtime
 from monitor.store import AlertIntent, FeedState, NewItem, Store
@@ -107,8 +108,9 @@ class Pipeline:
 
     def __init__(self, store: Store, fetcher: Fetcher, runtime: Runtime,
                  clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, parser: ParsePool | None = None):
         self.store = store
+        self.parser = parser
         self.fetcher = fetcher
         self.runtime = runtime
         self.clock = clock
@@ -125,7 +127,21 @@ class Pipeline:
                 return await asyncio.to_thread(self._record_gone, feed, str(e))
             return await asyncio.to_thread(self._record_failure, runtime, feed, str(e), e.status,
                                            getattr(e, "retry_after", None))
-        return await asyncio.to_thread(self._process, runtime, feed, result)
+        if result.moved_to and result.moved_to != feed.moved_to:
+            event("feed_moved", feed=feed.url, to=result.moved_to,
+                  note="a permanent redirect: polled there from now on; the config is unchanged")
+        body_hash = hashlib.sha256(result.body).digest()[:16] if result.status != 304 else None
+        if body_hash is None or body_hash == feed.body_hash:
+            return await asyncio.to_thread(self._unchanged, runtime, feed, result)
+        parsed = await self._parse(result, feed)
+        return await asyncio.to_thread(self._store_parsed, runtime, feed, result, parsed, body_hash)
+
+    async def _parse(self, result: FetchResult, feed: FeedState) -> ParsedFeed:
+        """In the parse pool's processes when there is one, else in a thread."""
+        if self.parser is None:
+            return await asyncio.to_thread(parse_feed, result.body, url=result.url, headers=result.headers,
+                                           name=feed.name)
+        return await self.parser.parse(result.body, url=result.url, headers=result.headers, name=feed.name)
 
     def _record_gone(self, feed: FeedState, error: str) -> PollOutcome:
         try:
@@ -164,31 +180,28 @@ class Pipeline:
               note="another poller took the feed after this poll's lease lapsed; its result was dropped")
         return PollOutcome(feed.url, ok=False, error=str(e))
 
-    def _process(self, runtime: Runtime, feed: FeedState, result: FetchResult) -> PollOutcome:
+    def _unchanged(self, runtime: Runtime, feed: FeedState, result: FetchResult) -> PollOutcome:
+        """Nothing new to read: a 304, or the very bytes parsed last time."""
+        now = self.clock()
+        cadence = self._cadence(runtime.config.settings, feed, feed.pace, now, server_floor(result.headers, None, now))
+        label = "304" if result.status == 304 else f"{result.status} unchanged"
+        try:
+            self.store.record_poll(feed, now=now, next_poll_at=now + jittered(cadence.interval, self.rng),
+                                   result=label, etag=result.etag, last_modified=result.last_modified,
+                                   title=None, new_items=[], parsed=False, cadence=cadence,
+                                   moved_to=result.moved_to)
+        except LeaseLost as e:
+            return self._lease_lost(feed, e)
+        self.metrics.polled("not_modified", result.elapsed_ms / 1000)
+        event("polled", feed=feed.url, status=result.status, new=0, unchanged=result.status != 304 or None,
+              ms=result.elapsed_ms)
+        return PollOutcome(feed.url, ok=True, status=result.status)
+
+    def _store_parsed(self, runtime: Runtime, feed: FeedState, result: FetchResult, parsed: ParsedFeed,
+                      body_hash: bytes) -> PollOutcome:
         config = runtime.config
         now = self.clock()
         seconds = result.elapsed_ms / 1000
-        if result.moved_to and result.moved_to != feed.moved_to:
-            event("feed_moved", feed=feed.url, to=result.moved_to,
-                  note="a permanent redirect: polled there from now on; the config is unchanged")
-        body_hash = hashlib.sha256(result.body).digest()[:16] if result.status != 304 else None
-        if result.status == 304 or body_hash == feed.body_hash:
-            # Nothing new to read: a 304, or the very bytes parsed last time.
-            cadence = self._cadence(config.settings, feed, feed.pace, now, server_floor(result.headers, None, now))
-            label = "304" if result.status == 304 else f"{result.status} unchanged"
-            try:
-                self.store.record_poll(feed, now=now, next_poll_at=now + jittered(cadence.interval, self.rng),
-                                       result=label, etag=result.etag, last_modified=result.last_modified,
-                                       title=None, new_items=[], parsed=False, cadence=cadence,
-                                       moved_to=result.moved_to)
-            except LeaseLost as e:
-                return self._lease_lost(feed, e)
-            self.metrics.polled("not_modified", seconds)
-            event("polled", feed=feed.url, status=result.status, new=0, unchanged=result.status != 304 or None,
-                  ms=result.elapsed_ms)
-            return PollOutcome(feed.url, ok=True, status=result.status)
-
-        parsed = parse_feed(result.body, url=result.url, headers=result.headers, name=feed.name)
         if parsed.problem and not parsed.items:
             return self._record_failure(runtime, feed, parsed.problem, result.status, None, seconds)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -187,11 +188,15 @@ TOMBSTONE_IDENTITY = ("feed_id", "key_hash")
 
 def _insert_ignoring_duplicate(conn: Connection, table: Table, row: dict, unique: Sequence[str]) -> Any:
     """Insert one row unless it conflicts on `unique`; its primary key, or None when skipped."""
-    # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
-    stmt = insert_or_skip(table, conn.dialect.name, unique).values(**row).returning(
-        *table.primary_key.columns)
-    found = conn.execute(stmt).first()
+    found = conn.execute(_returning_insert(table, conn.dialect.name, tuple(unique)), row).first()
     return None if found is None else found[0]
+
+
+@functools.cache
+def _returning_insert(table: Table, dialect: str, unique: tuple[str, ...]) -> Any:
+    # Built once: the row comes as parameters, so SQLAlchemy reuses the compiled form.
+    # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
+    return insert_or_skip(table, dialect, unique).returning(*table.primary_key.columns)
 
 
 def is_memory_sqlite(url: str) -> bool:

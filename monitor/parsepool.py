@@ -1,0 +1,63 @@
+"""feedparser on every core: parse_feed in worker processes, awaited off the event loop.
+
+Parsing is pure CPU and holds the GIL; in a thread it would serialise every poll behind
+it. The workers are spawned (not forked from a process with threads), ignore SIGINT and
+SIGTERM (the daemon decides when they stop), and exit when the daemon goes, even killed:
+their pipe to it closes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
+
+from monitor.log import event
+from monitor.parse import ParsedFeed, parse_feed
+
+MAX_WORKERS = 8
+MAX_RESTARTS = 3  # then parse in threads: a pool that keeps dying will not come good
+
+
+class ParsePool:
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or min(os.cpu_count() or 1, MAX_WORKERS)
+        self._pool: ProcessPoolExecutor | None = self._start()
+        self._restarts = 0
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_leave_signals_to_the_daemon)
+
+    async def parse(self, body: bytes, *, url: str, headers: Mapping[str, str], name: str | None) -> ParsedFeed:
+        job = partial(parse_feed, body, url=url, headers=dict(headers), name=name)
+        pool = self._pool
+        if pool is None:
+            return await asyncio.to_thread(job)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, job)
+        except BrokenProcessPool:
+            # A worker died (out of memory, killed): parse this feed here, and start a new
+            # pool for the next ones (the first feed to notice does it).
+            if pool is self._pool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._restarts += 1
+                self._pool = self._start() if self._restarts <= MAX_RESTARTS else None
+                event("parse_pool_broken", logging.WARNING, feed=url, restarts=self._restarts,
+                      note="a parse worker died; " + ("a new pool takes over" if self._pool
+                                                      else "parsing goes on in threads"))
+            return await asyncio.to_thread(job)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _leave_signals_to_the_daemon() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

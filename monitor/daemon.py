@@ -75,7 +75,7 @@ class Service:
         self.sender = Sender()
         self.parser = ParsePool()
         self.pipeline = Pipeline(self.store, self.fetcher, self.runtime, clock, metrics=self.metrics,
-                                 parser=self.parser)
+                                 parser=self.parser, batched=True)
         self.outbox = Outbox(self.store, self.sender, self.runtime, clock, metrics=self.metrics)
         # A poll holds its lease for the fetch timeout plus processing (with room to wait
         # for a turn); a crashed process's leases lapse after this and its feeds are due again.

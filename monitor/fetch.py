@@ -85,7 +85,7 @@ class Fetcher:
                                 max_keepalive_connections=min(concurrency, 8)),
             # Redirects are followed in _open so that redirect bodies are never read.
             follow_redirects=False,
-            transport=transport,
+            transport=transport or _aiohttp_transport(concurrency),
         )
 
     async def __aenter__(self) -> Fetcher:
@@ -102,6 +102,9 @@ class Fetcher:
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> FetchResult:
         """GET `url`, sending the validators from last time; raise FetchError on any failure."""
+        scheme = url.partition(":")[0].lower()
+        if scheme not in ("http", "https"):
+            raise _error(f"Request URL has an unsupported protocol '{scheme}://'.")
         async with self._host_turn(url), self._slots:
             started = time.monotonic()
             try:
@@ -166,7 +169,8 @@ class Fetcher:
             if response.next_request is None:
                 return response, moved_to
             await response.aclose()
-            request = response.next_request
+            # A fresh GET to where it points (the transport must not be handed a body stream).
+            request = self._client.build_request("GET", response.next_request.url, headers=headers)
             permanent = permanent and response.status_code in (301, 308)
             if permanent:
                 moved_to = str(request.url)
@@ -193,7 +197,13 @@ class Fetcher:
         return _error(f"body larger than {_format_size(self._max_bytes)}")
 
     def _describe(self, e: httpx.HTTPError) -> str:
-        """A short message for an httpx failure, for logs and `monitor status`."""
+        """A short message for an httpx failure, for logs and `monitor status`. The OS's
+        own reason, found down the exception chain, comes first: the aiohttp transport
+        files a refused connection under ConnectTimeout."""
+        if (reason := _os_reason(e)) is not None:
+            return reason
+        if _caused_by(e, "ServerDisconnectedError"):
+            return "protocol error: the server closed the connection without an answer"
         if isinstance(e, httpx.ConnectTimeout):
             return f"connect timed out after {self._connect_timeout:g}s"
         if isinstance(e, httpx.TimeoutException):
@@ -203,6 +213,11 @@ class Fetcher:
         if isinstance(e, httpx.RemoteProtocolError):
             return f"protocol error: {e}"
         return _network_failure(e)
+
+
+def _aiohttp_transport(concurrency: int) -> httpx.AsyncBaseTransport:
+    from httpx_aiohttp import AiohttpTransport
+    return AiohttpTransport(limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=8))
 
 
 @dataclass
@@ -248,6 +263,20 @@ def _error(message: str, *, status: int | None = None, retry_after: float | None
 
 def _network_failure(e: BaseException) -> str:
     """Name the OS-level cause buried in httpx's exception chain, else httpx's own words."""
+    return _os_reason(e) or str(e) or type(e).__name__
+
+
+def _caused_by(e: BaseException, name: str) -> bool:
+    cause: BaseException | None = e
+    while cause is not None:
+        if type(cause).__name__ == name:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _os_reason(e: BaseException) -> str | None:
+    """The OS-level reason down the exception chain: refused, reset, DNS, TLS; or None."""
     cause: BaseException | None = e
     while cause is not None:
         if isinstance(cause, ConnectionRefusedError):
@@ -261,7 +290,7 @@ def _network_failure(e: BaseException) -> str:
         if isinstance(cause, ssl.SSLError):
             return f"TLS error: {cause.reason or cause}"
         cause = cause.__cause__ or cause.__context__
-    return str(e) or type(e).__name__
+    return None
 
 
 def _format_size(n: int) -> str:

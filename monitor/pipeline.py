@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from monitor.batching import Unchanged, UnchangedWriter
 from monitor.cadence import Cadence, Pace, adaptive, fixed, observe, server_floor
 from monitor.config import FEED_HEALTH, Config, Settings, TopicConfig, format_duration
 from monitor.errors import FetchError, LeaseLost
@@ -108,9 +109,11 @@ class Pipeline:
 
     def __init__(self, store: Store, fetcher: Fetcher, runtime: Runtime,
                  clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None,
-                 metrics: Metrics | None = None, parser: ParsePool | None = None):
+                 metrics: Metrics | None = None, parser: ParsePool | None = None, batched: bool = False):
         self.store = store
         self.parser = parser
+        # The daemon records unchanged polls in batches; tests and `match` one at a time.
+        self.writer = UnchangedWriter(store) if batched else None
         self.fetcher = fetcher
         self.runtime = runtime
         self.clock = clock
@@ -132,7 +135,7 @@ class Pipeline:
                   note="a permanent redirect: polled there from now on; the config is unchanged")
         body_hash = hashlib.sha256(result.body).digest()[:16] if result.status != 304 else None
         if body_hash is None or body_hash == feed.body_hash:
-            return await asyncio.to_thread(self._unchanged, runtime, feed, result)
+            return await self._unchanged(runtime, feed, result)
         parsed = await self._parse(result, feed)
         return await asyncio.to_thread(self._store_parsed, runtime, feed, result, parsed, body_hash)
 
@@ -180,18 +183,19 @@ class Pipeline:
               note="another poller took the feed after this poll's lease lapsed; its result was dropped")
         return PollOutcome(feed.url, ok=False, error=str(e))
 
-    def _unchanged(self, runtime: Runtime, feed: FeedState, result: FetchResult) -> PollOutcome:
+    async def _unchanged(self, runtime: Runtime, feed: FeedState, result: FetchResult) -> PollOutcome:
         """Nothing new to read: a 304, or the very bytes parsed last time."""
         now = self.clock()
         cadence = self._cadence(runtime.config.settings, feed, feed.pace, now, server_floor(result.headers, None, now))
-        label = "304" if result.status == 304 else f"{result.status} unchanged"
-        try:
-            self.store.record_poll(feed, now=now, next_poll_at=now + jittered(cadence.interval, self.rng),
-                                   result=label, etag=result.etag, last_modified=result.last_modified,
-                                   title=None, new_items=[], parsed=False, cadence=cadence,
-                                   moved_to=result.moved_to)
-        except LeaseLost as e:
-            return self._lease_lost(feed, e)
+        poll = Unchanged(feed, now, now + jittered(cadence.interval, self.rng),
+                         "304" if result.status == 304 else f"{result.status} unchanged",
+                         result.etag, result.last_modified, cadence, result.moved_to)
+        if self.writer is None:
+            [written] = await asyncio.to_thread(self.store.record_unchanged, [poll])
+        else:
+            written = await self.writer.record(poll)
+        if not written:
+            return self._lease_lost(feed, LeaseLost(f"the lease on {feed.url} lapsed and another poller took it"))
         self.metrics.polled("not_modified", result.elapsed_ms / 1000)
         event("polled", feed=feed.url, status=result.status, new=0, unchanged=result.status != 304 or None,
               ms=result.elapsed_ms)

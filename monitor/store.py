@@ -442,25 +442,26 @@ class Store:
     def claim_due_feeds(self, now: datetime, limit: int, lease: timedelta, *, all_feeds: bool = False) -> list[FeedState]:
         """Lease up to `limit` due feeds so that no other poller takes them meanwhile.
 
-        Each claim gets its own token: the poll's writes succeed only while the feed is
-        still leased to it. On PostgreSQL the candidates are locked with SKIP LOCKED, in the
+        One claim, one token: a poll's writes succeed only while its feed is still leased
+        to that token. On PostgreSQL the candidates are locked with SKIP LOCKED, in the
         total order (next_poll_at, id), so that claimants never wait on or deadlock each
         other; the guarded UPDATE makes the claim exact on every backend."""
         with self.transaction() as conn:
             lease_now = self.lease_now(conn)
             free = or_(feeds.c.lease_until.is_(None), feeds.c.lease_until < lease_now)
-            query = select(feeds).where(feeds.c.active.is_(True), feeds.c.gone_at.is_(None), free).order_by(
+            query = select(feeds.c.id).where(feeds.c.active.is_(True), feeds.c.gone_at.is_(None), free).order_by(
                 feeds.c.next_poll_at, feeds.c.id).limit(limit).with_for_update(skip_locked=True)
             if not all_feeds:
                 query = query.where(feeds.c.next_poll_at <= now)
-            claimed = []
-            for row in conn.execute(query).all():
-                token = self.new_token()
-                won = conn.execute(update(feeds).where(feeds.c.id == row.id, free).values(
-                    lease_until=lease_now + lease, lease_owner=token)).rowcount
-                if won:
-                    claimed.append(_feed_state(row, token))
-            return claimed
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            token = self.new_token()
+            conn.execute(update(feeds).where(feeds.c.id.in_(ids), free).values(
+                lease_until=lease_now + lease, lease_owner=token))
+            rows = conn.execute(select(feeds).where(feeds.c.lease_owner == token)
+                                .order_by(feeds.c.next_poll_at, feeds.c.id)).all()
+            return [_feed_state(row, token) for row in rows]
 
     def release_feeds(self, claimed: Iterable[FeedState]) -> None:
         """Give back leases that will not be used (the daemon is stopping)."""
@@ -486,6 +487,19 @@ class Store:
                     tombstones.c.feed_id == feed_id, tombstones.c.key_hash.in_(hash_chunk))).scalars()
         found.update(hashes[h] for h in buried)
         return KnownKeys(frozenset(found), tuple(buried))
+
+    def record_unchanged(self, polls: Sequence[Any]) -> list[bool]:
+        """Record unchanged polls (monitor.batching.Unchanged) in one transaction; for each,
+        whether its lease still held (a lapsed one writes nothing)."""
+        with self.transaction() as conn:
+            return [bool(conn.execute(update(feeds).where(
+                feeds.c.id == poll.feed.id, feeds.c.lease_owner == poll.feed.lease_token,
+            ).values(
+                next_poll_at=poll.next_poll_at, lease_until=None, lease_owner=None, last_poll_at=poll.now,
+                last_result=poll.result, error_count=0, etag=poll.etag, last_modified=poll.last_modified,
+                moved_to=poll.moved_to or feeds.c.moved_to, failing_since=None, health_alerted_at=None,
+                **_cadence_values(poll.cadence),
+            )).rowcount) for poll in polls]
 
     def stories_in_feed(self, feed_id: int, story_keys: Iterable[str]) -> set[str]:
         """Which of these story keys the feed has items for."""

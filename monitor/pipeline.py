@@ -254,6 +254,8 @@ class Pipeline:
         for item in parsed:
             keys = item_keys(item, use_guid=guids[item.guid] < 2 if item.guid else True)
             keyed.setdefault(keys[0], (item, keys))
+        if not feed.baselined:  # never read before: nothing of it is stored, nothing buried
+            return [(key, item) for key, (item, _) in keyed.items()], ()
         known = self.store.known_keys(feed.id, [k for _, keys in keyed.values() for k in keys])
         fresh = [(key, item) for key, (item, keys) in keyed.items() if known.keys.isdisjoint(keys)]
         rekeyed = {key: hashed_story_keys(item, feed.url, key) for key, item in fresh

@@ -3,7 +3,7 @@
 Parsing is pure CPU and holds the GIL; in a thread it would serialise every poll behind
 it. The workers are spawned (not forked from a process with threads), ignore SIGINT and
 SIGTERM (the daemon decides when they stop), and exit when the daemon goes, even killed:
-their pipe to it closes."""
+each watches that its parent still lives."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +23,7 @@ from monitor.log import event
 from monitor.parse import ParsedFeed, parse_feed
 
 MAX_WORKERS = 8
+PARENT_CHECK = 1.0  # seconds between a worker's checks that the daemon still lives
 MAX_RESTARTS = 3  # then parse in threads: a pool that keeps dying will not come good
 
 
@@ -32,7 +35,7 @@ class ParsePool:
 
     def _start(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_leave_signals_to_the_daemon)
+                                   initializer=_leave_signals_to_the_daemon, initargs=(os.getpid(),))
 
     async def parse(self, body: bytes, *, url: str, headers: Mapping[str, str], name: str | None) -> ParsedFeed:
         job = partial(parse_feed, body, url=url, headers=dict(headers), name=name)
@@ -58,6 +61,15 @@ class ParsePool:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _leave_signals_to_the_daemon() -> None:
+def _leave_signals_to_the_daemon(daemon: int) -> None:
+    """A worker's start: signals are the daemon's to act on, and when the daemon is gone
+    (killed, even with SIGKILL, perhaps before this worker got going) the worker goes too."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(daemon,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(daemon: int) -> None:
+    while os.getppid() == daemon:  # an orphan is adopted by another process
+        time.sleep(PARENT_CHECK)
+    os._exit(0)

@@ -20,10 +20,27 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TRIALS = 20
 
 
+MARK = "MONITOR_FAULT_TRIAL"  # in the environment of each daemon, inherited by its parse workers
+
+
 def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c", str(config)],
                             stdout=subprocess.DEVNULL, stderr=log.open("ab"),
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", MARK: str(config)})
+
+
+def left_behind(config: Path) -> list[int]:
+    """Live processes started by these trials' daemons: parse workers outliving them."""
+    mark = f"{MARK}={config}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and mark in (proc / "environ").read_bytes().split(b"\0") \
+                    and (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(proc.name))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, server: FeedServer) -> None:
@@ -86,6 +103,12 @@ query = "ceasefire"
         finally:
             daemon.terminate()
             assert daemon.wait(timeout=30) == 0
+        # The parse workers of the killed daemons went with them, even those killed while
+        # their pool was starting (each checks every second that its daemon lives).
+        deadline = time.monotonic() + 10
+        while leftovers := left_behind(config):
+            assert time.monotonic() < deadline, f"processes {leftovers} outlived their daemon"
+            time.sleep(0.3)
 
     ids_per_title: dict[str, set[str]] = defaultdict(set)
     for request in receiver.received:

@@ -17,9 +17,9 @@ HOUR = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class HeldAlert:
+    """A held alert, as much of it as sizing its digest entry needs."""
+
     id: str
-    created_at: datetime
-    hold_until: datetime
     title: str
     link: str | None
     summary: str

@@ -71,10 +71,9 @@ class DigestStore:
         """Every alert held for this webhook and topic, whatever its hold, oldest first (in
         feed order within one poll)."""
         with self.store.transaction(write=False) as conn:
-            return [HeldAlert(r.id, r.created_at, r.hold_until, r.title, r.link, r.summary)
+            return [HeldAlert(r.id, r.title, r.link, r.summary)
                     for r in conn.execute(
-                        select(alerts.c.id, alerts.c.created_at, alerts.c.hold_until,
-                               items.c.title, items.c.link, items.c.summary)
+                        select(alerts.c.id, items.c.title, items.c.link, items.c.summary)
                         .join(items, items.c.id == alerts.c.item_id)
                         .where(alerts.c.webhook == webhook, alerts.c.topic == topic,
                                alerts.c.status == "pending", alerts.c.digest_id.is_(None),

@@ -37,8 +37,7 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 def held(n: int, *, title: str = "A title", link: str | None = "https://n.example/x",
          summary: str = "") -> list[HeldAlert]:
-    return [HeldAlert(f"A{i:03}", T + timedelta(seconds=i), T + timedelta(minutes=10), title,
-                      link, summary) for i in range(n)]
+    return [HeldAlert(f"A{i:03}", title, link, summary) for i in range(n)]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -79,7 +78,7 @@ def worst_digest(fmt: str) -> DigestMessage:
     """As many alerts as one digest of `fmt` takes, each as long as feeds make them."""
     title = "Envoys & <officials> say talks *continue* @everyone " * 8
     messages = [alert_message(i, title=title, feed="World news desk " * 15) for i in range(60)]
-    entries = [HeldAlert(m.alert_id, T, T, m.title, m.url, m.summary) for m in messages]
+    entries = [HeldAlert(m.alert_id, m.title, m.url, m.summary) for m in messages]
     first = split_for(fmt, entries)[0]
     return DigestMessage("01JDQ3ZK8X7M4N5P6Q7R8SDGST", T, "peace-talks", "Peace talks",
                          tuple(m for m in messages if m.alert_id in first))

@@ -3,6 +3,10 @@ same farm in the same run.
 
     python benchmarks/poll_vs_reader.py [--feeds 2000] [--items 30] [--share 0.02]
                                         [--interval 20] [--steady 60] [--no-reader]
+                                        [--first-poll all|baseline]
+
+The steady state at 100,000 feeds: --feeds 100000 --items 3 --interval 300 --steady 600
+--share 0.01 --first-poll baseline --no-reader.
 
 Starts its own feed server (ETag and Last-Modified on every feed, so an unchanged feed is a
 304) and a webhook receiver on 127.0.0.1. Then:
@@ -94,9 +98,10 @@ def _link(f: int, n: int) -> str:
     return f"https://farm.example/{f}/{n}"
 
 
-def write_config(directory: Path, farm: Farm, hook_url: str, feeds: int, interval: int) -> Path:
+def write_config(directory: Path, farm: Farm, hook_url: str, feeds: int, interval: int,
+                 first_poll: str = "all") -> Path:
     lines = [
-        "[monitor]", 'database = "sqlite:///farm.db"', f'interval = "{interval}s"', 'first_poll = "all"',
+        "[monitor]", 'database = "sqlite:///farm.db"', f'interval = "{interval}s"', f'first_poll = "{first_poll}"',
         "concurrency = 32", "per_host = 1000  # the whole farm is one host: no politeness limit", "",
         "[[webhooks]]", 'name = "bench"', f'url = "{hook_url}"', 'rate_limit = "none"', "",
         "[[topics]]", 'name = "peace"', f"query = {TOPIC}", "",
@@ -162,7 +167,7 @@ def run_monitor(args: argparse.Namespace, farm: Farm, receiver: Receiver, tmp: P
     # During the cold ingest the webhook is a closed port: alerts are queued, and after five
     # refused attempts the circuit opens, so delivery does not compete with the ingest
     # (reader has nothing to deliver). A reload then points it at the receiver.
-    config = write_config(tmp, farm, "http://127.0.0.1:9/closed", args.feeds, args.interval)
+    config = write_config(tmp, farm, "http://127.0.0.1:9/closed", args.feeds, args.interval, args.first_poll)
     log = tmp / "monitor.log"
     with log.open("wb") as err:
         daemon = subprocess.Popen([sys.executable, "-m", "monitor", "--log-level", "warning", "run", "-c", str(config)],
@@ -179,7 +184,7 @@ def run_monitor(args: argparse.Namespace, farm: Farm, receiver: Receiver, tmp: P
         cold_cpu_main, cold_cpu_all = cpu_seconds(daemon.pid, workers=False), cpu_seconds(daemon.pid)
 
         # Steady state: once the cold ingest's alerts are delivered, measure whole cycles.
-        write_config(tmp, farm, receiver.url(), args.feeds, args.interval)
+        write_config(tmp, farm, receiver.url(), args.feeds, args.interval, args.first_poll)
         daemon.send_signal(signal.SIGHUP)
         wait_for(lambda: pending_alerts(tmp / "farm.db") == 0, 3600, "the cold ingest's alerts", every=0.2)
         cycles = max(1, round(args.steady / args.interval))
@@ -258,6 +263,8 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=20, help="seconds between polls of a feed (steady state)")
     parser.add_argument("--steady", type=int, default=60, help="seconds of steady state to measure")
     parser.add_argument("--no-reader", action="store_true", help="monitor only (e.g. at 100,000 feeds)")
+    parser.add_argument("--first-poll", default="all", choices=["all", "baseline"],
+                        help="baseline: the cold ingest records items without matching them (a steady-state run)")
     args = parser.parse_args()
 
     with FeedServer() as server, Receiver() as receiver, tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select, update
 from monitor.bundling import HeldAlert
 from monitor.errors import LeaseLost
 from monitor.formats import new_alert_id
-from monitor.store import PendingAlert, Store, pending_alert, pending_query
+from monitor.store import PendingAlert, Store, attempt_values, pending_alert, pending_query
 from monitor.tables import alerts, deliveries, digests, items
 
 
@@ -146,14 +146,8 @@ class DigestStore:
                        next_attempt_at: datetime | None = None) -> None:
         """Log one attempt for the digest and each of its alerts, and move them on together
         (delivered, retry or failed); LeaseLost, writing nothing, if the lease lapsed."""
-        values: dict = dict(attempts=digests.c.attempts + 1, last_error=error)
-        if outcome == "delivered":
-            values.update(status="delivered", delivered_at=now)
-        elif outcome == "retry":
-            assert next_attempt_at is not None
-            values.update(next_attempt_at=next_attempt_at)
-        else:
-            values.update(status="failed")
+        values: dict = dict(attempt_values(outcome, now=now, next_attempt_at=next_attempt_at),
+                            attempts=digests.c.attempts + 1, last_error=error)
         with self.store.transaction() as conn:
             if not conn.execute(update(digests).where(
                     digests.c.id == digest.id, digests.c.lease_owner == digest.lease_token,

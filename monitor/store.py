@@ -663,15 +663,8 @@ class Store:
         """Log one delivery attempt and move the alert on: outcome is delivered, retry or
         failed. With the claim's `lease_token` the write happens only while the lease is
         still this claim's; else it raises LeaseLost and writes nothing."""
-        values: dict = dict(attempts=alerts.c.attempts + 1, last_error=error,
-                            lease_until=None, lease_owner=None)
-        if outcome == "delivered":
-            values.update(status="delivered", delivered_at=now)
-        elif outcome == "retry":
-            assert next_attempt_at is not None
-            values.update(next_attempt_at=next_attempt_at)
-        else:
-            values.update(status="failed")
+        values = dict(attempt_values(outcome, now=now, next_attempt_at=next_attempt_at),
+                      attempts=alerts.c.attempts + 1, last_error=error, lease_until=None, lease_owner=None)
         with self.transaction() as conn:
             which = update(alerts).where(alerts.c.id == alert_id)
             if lease_token is not None:
@@ -894,6 +887,16 @@ def _aware(value: datetime | str | None) -> datetime | None:
 def _chunks(values: list[T], size: int = 500) -> Iterator[list[T]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
+
+
+def attempt_values(outcome: str, *, now: datetime, next_attempt_at: datetime | None) -> dict[str, Any]:
+    """How an attempt's outcome (delivered, retry, failed) moves an alert or a digest on."""
+    if outcome == "delivered":
+        return dict(status="delivered", delivered_at=now)
+    if outcome == "retry":
+        assert next_attempt_at is not None
+        return dict(next_attempt_at=next_attempt_at)
+    return dict(status="failed")
 
 
 def _cadence_values(cadence: Cadence | None) -> dict[str, Any]:

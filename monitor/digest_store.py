@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select, update
 from monitor.bundling import HeldAlert
 from monitor.errors import LeaseLost
 from monitor.formats import new_alert_id
-from monitor.store import PendingAlert, Store, attempt_values, pending_alert, pending_query
+from monitor.store import PendingAlert, Store, attempt_values, pending_alert, pending_query, release_leases
 from monitor.tables import alerts, deliveries, digests, items
 
 
@@ -128,10 +128,7 @@ class DigestStore:
 
     def release(self, claimed: Iterable[PendingDigest]) -> None:
         with self.store.transaction() as conn:
-            for digest in claimed:
-                conn.execute(update(digests).where(
-                    digests.c.id == digest.id, digests.c.lease_owner == digest.lease_token,
-                ).values(lease_until=None, lease_owner=None))
+            release_leases(conn, digests, [(d.id, d.lease_token) for d in claimed])
 
     def renew(self, claimed: Sequence[PendingDigest], lease: timedelta) -> None:
         with self.store.transaction() as conn:

@@ -466,10 +466,7 @@ class Store:
     def release_feeds(self, claimed: Iterable[FeedState]) -> None:
         """Give back leases that will not be used (the daemon is stopping)."""
         with self.transaction() as conn:
-            for feed in claimed:
-                conn.execute(update(feeds).where(
-                    feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
-                ).values(lease_until=None, lease_owner=None))
+            release_leases(conn, feeds, [(f.id, f.lease_token) for f in claimed])
 
     def known_keys(self, feed_id: int, keys: Iterable[str]) -> KnownKeys:
         """Which of these item keys the feed has already recorded, pruned ones included."""
@@ -643,10 +640,7 @@ class Store:
     def release_alerts(self, claimed: Iterable[PendingAlert]) -> None:
         """Give back alert leases that will not be used (stopping mid-batch)."""
         with self.transaction() as conn:
-            for alert in claimed:
-                conn.execute(update(alerts).where(
-                    alerts.c.id == alert.id, alerts.c.lease_owner == alert.lease_token,
-                ).values(lease_until=None, lease_owner=None))
+            release_leases(conn, alerts, [(a.id, a.lease_token) for a in claimed])
 
     def record_attempt(
         self,
@@ -887,6 +881,14 @@ def _aware(value: datetime | str | None) -> datetime | None:
 def _chunks(values: list[T], size: int = 500) -> Iterator[list[T]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
+
+
+def release_leases(conn: Connection, table: Table, claimed: Sequence[tuple[Any, str]]) -> None:
+    """Free these (id, token) leases of `table`'s rows, each only while its token holds."""
+    for token in {t for _, t in claimed}:
+        conn.execute(update(table).where(
+            table.c.id.in_([i for i, t in claimed if t == token]), table.c.lease_owner == token,
+        ).values(lease_until=None, lease_owner=None))
 
 
 def attempt_values(outcome: str, *, now: datetime, next_attempt_at: datetime | None) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -163,3 +165,41 @@ def _bounded(kind: str, value: str) -> str:
 
 def _hashed(kind: str, value: str) -> str:
     return f"{kind}#sha256:{hashlib.sha256(value.encode('utf-8')).hexdigest()}"
+
+
+def hashed_story_keys(item: Item, feed_url: str, key: str) -> tuple[str, ...]:
+    """Across feeds a story is its canonical URL; an item without a link is its own story.
+    Its key, then those earlier releases' rules gave it."""
+    hashed = [hashlib.sha256((story or f"{feed_url}\n{key}").encode()).hexdigest()
+              for story in story_keys(item)]
+    return tuple(dict.fromkeys(hashed))
+
+
+@dataclass(frozen=True)
+class Identified:
+    """A parsed item with every identity the pipeline looks it up by."""
+
+    item: Item
+    keys: tuple[str, ...]     # its key within the feed, then those earlier releases gave it
+    stories: tuple[str, ...]  # its hashed story key, then those earlier releases gave it
+    shared_guid: bool         # the document gives its guid to other items as well
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
+
+
+def identify(items: Sequence[Item], feed_url: str) -> list[Identified]:
+    """The items of one document with their identities, in document order; of several
+    items with one key, the first.
+
+    A guid the document gives to several items identifies none of them: those items are
+    keyed by their link (or text) instead."""
+    guids = Counter(item.guid for item in items if item.guid)
+    found: dict[str, Identified] = {}
+    for item in items:
+        shared = item.guid is not None and guids[item.guid] > 1
+        keys = item_keys(item, use_guid=not shared)
+        if keys[0] not in found:
+            found[keys[0]] = Identified(item, keys, hashed_story_keys(item, feed_url, keys[0]), shared)
+    return list(found.values())

@@ -1,4 +1,5 @@
-"""feedparser on every core: parse_feed in worker processes, awaited off the event loop.
+"""feedparser on every core: documents parsed, and their items identified, in worker
+processes, awaited off the event loop.
 
 Parsing is pure CPU and holds the GIL; in a thread it would serialise every poll behind
 it. The workers are spawned (not forked from a process with threads), ignore SIGINT and
@@ -17,14 +18,30 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from functools import partial
 
+from monitor.identity import Identified, identify
 from monitor.log import event
 from monitor.parse import ParsedFeed, parse_feed
 
 MAX_WORKERS = 8
 PARENT_CHECK = 1.0  # seconds between a worker's checks that the daemon still lives
 MAX_RESTARTS = 3  # then parse in threads: a pool that keeps dying will not come good
+
+
+@dataclass(frozen=True)
+class ReadFeed:
+    """A document parsed, and its items identified (all pure work, done where the CPU is)."""
+
+    parsed: ParsedFeed
+    identified: list[Identified]  # parsed.items with their keys, each key once
+
+
+def read_feed(body: bytes, *, url: str, headers: Mapping[str, str], name: str | None, feed_url: str) -> ReadFeed:
+    """Parse `body` (fetched from `url`) and identify its items as items of `feed_url`."""
+    parsed = parse_feed(body, url=url, headers=headers, name=name)
+    return ReadFeed(parsed, identify(parsed.items, feed_url))
 
 
 class ParsePool:
@@ -37,8 +54,9 @@ class ParsePool:
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_leave_signals_to_the_daemon, initargs=(os.getpid(),))
 
-    async def parse(self, body: bytes, *, url: str, headers: Mapping[str, str], name: str | None) -> ParsedFeed:
-        job = partial(parse_feed, body, url=url, headers=dict(headers), name=name)
+    async def read(self, body: bytes, *, url: str, headers: Mapping[str, str], name: str | None,
+                   feed_url: str) -> ReadFeed:
+        job = partial(read_feed, body, url=url, headers=dict(headers), name=name, feed_url=feed_url)
         pool = self._pool
         if pool is None:
             return await asyncio.to_thread(job)

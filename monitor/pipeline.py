@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,11 +16,11 @@ from monitor.config import FEED_HEALTH, Config, Settings, TopicConfig, format_du
 from monitor.errors import FetchError, LeaseLost
 from monitor.fetch import Fetcher, FetchResult
 from monitor.formats import new_alert_id
-from monitor.identity import item_keys, story_keys
+from monitor.identity import Identified
 from monitor.log import event
 from monitor.metrics import Metrics
-from monitor.parse import Item, ParsedFeed, parse_feed
-from monitor.parsepool import ParsePool
+from monitor.parse import Item
+from monitor.parsepool import ParsePool, ReadFeed, read_feed
 from monitor.query import prepare
 from monitor.runtime import Runtime
 from monitor.store import AlertIntent, FeedState, NewItem, Store
@@ -56,14 +55,6 @@ def alerting_items(new_items: list[Item], *, baselined: bool, config: Config, no
         return set()
     since = now - config.settings.recent
     return {i for i, item in enumerate(new_items) if item.published is not None and item.published >= since}
-
-
-def hashed_story_keys(item: Item, feed_url: str, key: str) -> tuple[str, ...]:
-    """Across feeds a story is its canonical URL; an item without a link is its own story.
-    Its key, then those earlier releases' rules gave it."""
-    hashed = [hashlib.sha256((story or f"{feed_url}\n{key}").encode()).hexdigest()
-              for story in story_keys(item)]
-    return tuple(dict.fromkeys(hashed))
 
 
 def feed_health_notice(runtime: Runtime, feed: FeedState, *, since: datetime, errors: int, error: str,
@@ -136,15 +127,16 @@ class Pipeline:
         body_hash = hashlib.sha256(result.body).digest()[:16] if result.status != 304 else None
         if body_hash is None or body_hash == feed.body_hash:
             return await self._unchanged(runtime, feed, result)
-        parsed = await self._parse(result, feed)
-        return await asyncio.to_thread(self._store_parsed, runtime, feed, result, parsed, body_hash)
+        read = await self._read(result, feed)
+        return await asyncio.to_thread(self._store_parsed, runtime, feed, result, read, body_hash)
 
-    async def _parse(self, result: FetchResult, feed: FeedState) -> ParsedFeed:
+    async def _read(self, result: FetchResult, feed: FeedState) -> ReadFeed:
         """In the parse pool's processes when there is one, else in a thread."""
         if self.parser is None:
-            return await asyncio.to_thread(parse_feed, result.body, url=result.url, headers=result.headers,
-                                           name=feed.name)
-        return await self.parser.parse(result.body, url=result.url, headers=result.headers, name=feed.name)
+            return await asyncio.to_thread(read_feed, result.body, url=result.url, headers=result.headers,
+                                           name=feed.name, feed_url=feed.url)
+        return await self.parser.read(result.body, url=result.url, headers=result.headers, name=feed.name,
+                                      feed_url=feed.url)
 
     def _record_gone(self, feed: FeedState, error: str) -> PollOutcome:
         try:
@@ -201,22 +193,20 @@ class Pipeline:
               ms=result.elapsed_ms)
         return PollOutcome(feed.url, ok=True, status=result.status)
 
-    def _store_parsed(self, runtime: Runtime, feed: FeedState, result: FetchResult, parsed: ParsedFeed,
+    def _store_parsed(self, runtime: Runtime, feed: FeedState, result: FetchResult, read: ReadFeed,
                       body_hash: bytes) -> PollOutcome:
         config = runtime.config
+        parsed = read.parsed
         now = self.clock()
         seconds = result.elapsed_ms / 1000
         if parsed.problem and not parsed.items:
             return self._record_failure(runtime, feed, parsed.problem, result.status, None, seconds)
 
-        fresh, buried = self._unseen(feed, parsed.items)
-        may_alert = alerting_items([item for _, item in fresh], baselined=feed.baselined,
-                                   config=config, now=now)
+        fresh, buried = self._unseen(feed, read.identified)
+        may_alert = alerting_items([i.item for i in fresh], baselined=feed.baselined, config=config, now=now)
         topics = runtime.topics_for(feed.url)
-        new_items = [
-            self._new_item(runtime, feed, key, item, topics if i in may_alert else (), now)
-            for i, (key, item) in enumerate(fresh)
-        ]
+        new_items = [self._new_item(runtime, identified, topics if n in may_alert else (), now)
+                     for n, identified in enumerate(fresh)]
         pace = observe(feed.pace, now=now, published=[item.published for item in parsed.items], new=len(fresh))
         cadence = self._cadence(config.settings, feed, pace, now, server_floor(result.headers, parsed.ttl, now))
         try:
@@ -242,31 +232,26 @@ class Pipeline:
             return fixed(feed.interval, pace)
         return adaptive(pace, now=now, low=settings.min_interval, high=settings.max_interval, floor=floor)
 
-    def _unseen(self, feed: FeedState, parsed: list[Item]) -> tuple[list[tuple[str, Item]], tuple[bytes, ...]]:
-        """Items this feed has never recorded under any of their keys, in document order,
-        each key once; and the tombstones of pruned items the feed still serves.
+    def _unseen(self, feed: FeedState, identified: list[Identified]) -> tuple[list[Identified], tuple[bytes, ...]]:
+        """The items this feed has never recorded under any of their keys, in document
+        order; and the tombstones of pruned items the feed still serves.
 
-        A guid the document gives to several items identifies none of them: those items
-        are keyed by their link (or text) instead, and one whose story this feed already
-        has is the item stored under that guid before."""
-        guids = Counter(item.guid for item in parsed if item.guid)
-        keyed: dict[str, tuple[Item, tuple[str, ...]]] = {}
-        for item in parsed:
-            keys = item_keys(item, use_guid=guids[item.guid] < 2 if item.guid else True)
-            keyed.setdefault(keys[0], (item, keys))
+        An item whose guid the document shares with others, and whose story this feed
+        already has, is the item stored under that guid before."""
         if not feed.baselined:  # never read before: nothing of it is stored, nothing buried
-            return [(key, item) for key, (item, _) in keyed.items()], ()
-        known = self.store.known_keys(feed.id, [k for _, keys in keyed.values() for k in keys])
-        fresh = [(key, item) for key, (item, keys) in keyed.items() if known.keys.isdisjoint(keys)]
-        rekeyed = {key: hashed_story_keys(item, feed.url, key) for key, item in fresh
-                   if item.guid and guids[item.guid] > 1}
+            return identified, ()
+        known = self.store.known_keys(feed.id, [key for i in identified for key in i.keys])
+        fresh = [i for i in identified if known.keys.isdisjoint(i.keys)]
+        rekeyed = {story for i in fresh if i.shared_guid for story in i.stories}
         if rekeyed:
-            had = self.store.stories_in_feed(feed.id, {s for stories in rekeyed.values() for s in stories})
-            fresh = [(key, item) for key, item in fresh if had.isdisjoint(rekeyed.get(key, ()))]
+            had = self.store.stories_in_feed(feed.id, rekeyed)
+            fresh = [i for i in fresh if not (i.shared_guid and not had.isdisjoint(i.stories))]
         return fresh, known.buried
 
-    def _new_item(self, runtime: Runtime, feed: FeedState, key: str, item: Item,
-                  topics: tuple[TopicConfig, ...], now: datetime) -> NewItem:
+    @staticmethod
+    def _new_item(runtime: Runtime, identified: Identified, topics: tuple[TopicConfig, ...],
+                  now: datetime) -> NewItem:
+        item = identified.item
         intents: list[AlertIntent] = []
         if topics:
             doc = prepare(item.title, item.summary)
@@ -275,9 +260,9 @@ class Pipeline:
                 if matched:
                     intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
                                 for hook in runtime.webhooks_for(topic)]
-        story, *aliases = hashed_story_keys(item, feed.url, key)
+        story, *aliases = identified.stories
         return NewItem(
-            key=key, story_key=story, story_aliases=tuple(aliases), guid=item.guid,
+            key=identified.key, story_key=story, story_aliases=tuple(aliases), guid=item.guid,
             link=item.link, title=item.title, summary=item.summary, published=item.published,
             alerts=tuple(intents),
         )

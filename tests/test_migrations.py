@@ -15,9 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from monitor import schema
-from monitor.identity import item_key
+from monitor.identity import hashed_story_keys, item_key
 from monitor.parse import Item
-from monitor.pipeline import hashed_story_keys
 from monitor.tables import metadata
 from tests.support.feedserver import FeedServer, rss
 from tests.support.receiver import Receiver

@@ -1,17 +1,23 @@
-"""Unchanged polls recorded many at a time: one transaction, and one hop to a thread, per
-batch instead of per poll. Most polls of a large farm are 304s; each costs a row update."""
+"""Polls recorded many at a time: one transaction, and one hop to a thread, per batch
+instead of per poll. Most polls of a large farm are 304s, each a row update; a cold start
+writes thousands of feeds' items, each a small transaction."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from monitor.cadence import Cadence
-from monitor.store import FeedState, Store
+from monitor.store import FeedState
 
 MAX_WAIT = 0.05    # seconds a poll's record may wait for others to join it
 MAX_BATCH = 256
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -28,23 +34,27 @@ class Unchanged:
     moved_to: str | None
 
 
-class UnchangedWriter:
-    """Collects unchanged polls and records them together; `record` returns once its poll
-    is written: True, or False when the feed's lease had lapsed (nothing was written)."""
+class Batcher(Generic[T, R]):
+    """Collects records and writes them together with `write` (in a thread: it blocks),
+    which gives one result per record. `record` returns once its record is written, with
+    its result; a write that fails fails every record of its batch alike."""
 
-    def __init__(self, store: Store):
-        self.store = store
-        self._pending: list[tuple[Unchanged, asyncio.Future[bool]]] = []
+    def __init__(self, write: Callable[[list[T]], list[R]], max_batch: int = MAX_BATCH,
+                 max_wait: float = MAX_WAIT):
+        self.write = write
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    async def record(self, poll: Unchanged) -> bool:
+    async def record(self, record: T) -> R:
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[bool] = loop.create_future()
-        self._pending.append((poll, done))
-        if len(self._pending) >= MAX_BATCH:
+        done: asyncio.Future[R] = loop.create_future()
+        self._pending.append((record, done))
+        if len(self._pending) >= self.max_batch:
             self._flush()
         elif self._timer is None:
-            self._timer = loop.call_later(MAX_WAIT, self._flush)
+            self._timer = loop.call_later(self.max_wait, self._flush)
         return await done
 
     def _flush(self) -> None:
@@ -55,12 +65,14 @@ class UnchangedWriter:
         if batch:
             asyncio.get_running_loop().create_task(self._write(batch))
 
-    async def _write(self, batch: list[tuple[Unchanged, asyncio.Future[bool]]]) -> None:
+    async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            written = await asyncio.to_thread(self.store.record_unchanged, [poll for poll, _ in batch])
-        except Exception as e:  # the database: every poll in the batch fails alike
+            results = await asyncio.to_thread(self.write, [record for record, _ in batch])
+        except Exception as e:  # the database: every record in the batch fails alike
             for _, done in batch:
-                done.set_exception(e)
+                if not done.done():
+                    done.set_exception(e)
             return
-        for (_, done), ok in zip(batch, written, strict=True):
-            done.set_result(ok)
+        for (_, done), result in zip(batch, results, strict=True):
+            if not done.done():  # its poll may have been cancelled meanwhile
+                done.set_result(result)

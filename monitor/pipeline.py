@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from monitor.batching import Unchanged, UnchangedWriter
+from monitor.batching import Batcher, Unchanged
 from monitor.cadence import Cadence, Pace, adaptive, fixed, observe, server_floor
 from monitor.config import FEED_HEALTH, Config, Settings, TopicConfig, format_duration
 from monitor.errors import FetchError, LeaseLost
@@ -94,6 +94,17 @@ def error_backoff(interval: timedelta, errors: int, retry_after: float | None) -
     return delay
 
 
+@dataclass(frozen=True)
+class ParsedPoll:
+    """A poll that read a new document, waiting to be stored."""
+
+    runtime: Runtime  # the config snapshot the poll began with
+    feed: FeedState
+    result: FetchResult
+    read: ReadFeed
+    body_hash: bytes
+
+
 class Pipeline:
     """Polls feeds for the daemon and `once`; a reload swaps `runtime`, and each poll keeps
     the snapshot it started with."""
@@ -103,8 +114,10 @@ class Pipeline:
                  metrics: Metrics | None = None, parser: ParsePool | None = None, batched: bool = False):
         self.store = store
         self.parser = parser
-        # The daemon records unchanged polls in batches; tests and `match` one at a time.
-        self.writer = UnchangedWriter(store) if batched else None
+        # The daemon records polls in batches; tests and `once` one at a time.
+        self.unchanged = Batcher(store.record_unchanged) if batched else None
+        # Smaller batches: a batch holds SQLite's write lock while it matches its items.
+        self.parsed = Batcher(self._store_all, max_batch=32) if batched else None
         self.fetcher = fetcher
         self.runtime = runtime
         self.clock = clock
@@ -128,7 +141,14 @@ class Pipeline:
         if body_hash is None or body_hash == feed.body_hash:
             return await self._unchanged(runtime, feed, result)
         read = await self._read(result, feed)
-        return await asyncio.to_thread(self._store_parsed, runtime, feed, result, read, body_hash)
+        if read.parsed.problem and not read.parsed.items:
+            return await asyncio.to_thread(self._record_failure, runtime, feed, read.parsed.problem, result.status,
+                                           None, result.elapsed_ms / 1000)
+        poll = ParsedPoll(runtime, feed, result, read, body_hash)
+        if self.parsed is None:
+            [outcome] = await asyncio.to_thread(self._store_all, [poll])
+            return outcome
+        return await self.parsed.record(poll)
 
     async def _read(self, result: FetchResult, feed: FeedState) -> ReadFeed:
         """In the parse pool's processes when there is one, else in a thread."""
@@ -182,10 +202,10 @@ class Pipeline:
         poll = Unchanged(feed, now, now + jittered(cadence.interval, self.rng),
                          "304" if result.status == 304 else f"{result.status} unchanged",
                          result.etag, result.last_modified, cadence, result.moved_to)
-        if self.writer is None:
+        if self.unchanged is None:
             [written] = await asyncio.to_thread(self.store.record_unchanged, [poll])
         else:
-            written = await self.writer.record(poll)
+            written = await self.unchanged.record(poll)
         if not written:
             return self._lease_lost(feed, LeaseLost(f"the lease on {feed.url} lapsed and another poller took it"))
         self.metrics.polled("not_modified", result.elapsed_ms / 1000)
@@ -193,16 +213,24 @@ class Pipeline:
               ms=result.elapsed_ms)
         return PollOutcome(feed.url, ok=True, status=result.status)
 
-    def _store_parsed(self, runtime: Runtime, feed: FeedState, result: FetchResult, read: ReadFeed,
-                      body_hash: bytes) -> PollOutcome:
-        config = runtime.config
-        parsed = read.parsed
-        now = self.clock()
-        seconds = result.elapsed_ms / 1000
-        if parsed.problem and not parsed.items:
-            return self._record_failure(runtime, feed, parsed.problem, result.status, None, seconds)
+    def _store_all(self, polls: list[ParsedPoll]) -> list[PollOutcome]:
+        """Store parsed polls in one transaction, then log them (once they are in)."""
+        with self.store.batch():
+            outcomes = [self._store_parsed(poll) for poll in polls]
+        for poll, outcome in zip(polls, outcomes, strict=True):
+            if outcome.ok:
+                self.metrics.polled("ok", poll.result.elapsed_ms / 1000, seen=outcome.items, new=outcome.new,
+                                    alerts=outcome.alerts)
+                event("polled", feed=poll.feed.url, status=outcome.status, items=outcome.items,
+                      new=outcome.new, alerts=outcome.alerts, baseline=None if poll.feed.baselined else True,
+                      ms=poll.result.elapsed_ms)
+        return outcomes
 
-        fresh, buried = self._unseen(feed, read.identified)
+    def _store_parsed(self, poll: ParsedPoll) -> PollOutcome:
+        runtime, feed, result, parsed = poll.runtime, poll.feed, poll.result, poll.read.parsed
+        config = runtime.config
+        now = self.clock()
+        fresh, buried = self._unseen(feed, poll.read.identified)
         may_alert = alerting_items([i.item for i in fresh], baselined=feed.baselined, config=config, now=now)
         topics = runtime.topics_for(feed.url)
         new_items = [self._new_item(runtime, identified, topics if n in may_alert else (), now)
@@ -214,14 +242,10 @@ class Pipeline:
                 feed, now=now, next_poll_at=now + jittered(cadence.interval, self.rng),
                 result=f"{result.status} new={len(new_items)}", etag=result.etag,
                 last_modified=result.last_modified, title=parsed.title, new_items=new_items,
-                buried=buried, cadence=cadence, body_hash=body_hash, moved_to=result.moved_to,
+                buried=buried, cadence=cadence, body_hash=poll.body_hash, moved_to=result.moved_to,
             )
         except LeaseLost as e:
             return self._lease_lost(feed, e)
-        self.metrics.polled("ok", seconds, seen=len(parsed.items), new=len(new_items), alerts=created)
-        event("polled", feed=feed.url, status=result.status, items=len(parsed.items),
-              new=len(new_items), alerts=created, baseline=None if feed.baselined else True,
-              ms=result.elapsed_ms)
         return PollOutcome(feed.url, ok=True, status=result.status, items=len(parsed.items),
                            new=len(new_items), alerts=created)
 

@@ -256,6 +256,7 @@ class Store:
             self._write_lock = threading.Lock()
             if memory:
                 self._read_lock = self._write_lock
+        self._batch = threading.local()  # the connection of this thread's open batch()
 
     @staticmethod
     def display(url: str) -> str:
@@ -270,7 +271,12 @@ class Store:
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[Connection]:
-        """One transaction; writes are serialised in-process on SQLite."""
+        """One transaction; writes are serialised in-process on SQLite. Inside batch(),
+        the batch's transaction."""
+        batch = getattr(self._batch, "conn", None)
+        if batch is not None:
+            yield batch
+            return
         lock = self._write_lock if write else self._read_lock
         try:
             if lock:
@@ -282,6 +288,18 @@ class Store:
         finally:
             if lock:
                 lock.release()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every call made inside, in this thread: many small writes
+        commit once. Any error rolls back them all; a call that raises LeaseLost has
+        written nothing before it does, so the others still commit."""
+        with self.transaction() as conn:
+            self._batch.conn = conn
+            try:
+                yield
+            finally:
+                self._batch.conn = None
 
     def _short(self, e: Exception) -> str:
         """The first line of a driver error, without SQLAlchemy's background link and

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
+    bindparam,
     create_engine,
     func,
     or_,
@@ -506,15 +507,15 @@ class Store:
     def record_unchanged(self, polls: Sequence[Any]) -> list[bool]:
         """Record unchanged polls (monitor.batching.Unchanged) in one transaction; for each,
         whether its lease still held (a lapsed one writes nothing)."""
+        written = []
         with self.transaction() as conn:
-            return [bool(conn.execute(update(feeds).where(
-                feeds.c.id == poll.feed.id, feeds.c.lease_owner == poll.feed.lease_token,
-            ).values(
-                next_poll_at=poll.next_poll_at, lease_until=None, lease_owner=None, last_poll_at=poll.now,
-                last_result=poll.result, error_count=0, etag=poll.etag, last_modified=poll.last_modified,
-                moved_to=poll.moved_to or feeds.c.moved_to, failing_since=None, health_alerted_at=None,
-                **_cadence_values(poll.cadence),
-            )).rowcount) for poll in polls]
+            for poll in polls:
+                values = _good_poll_values(poll.feed, now=poll.now, next_poll_at=poll.next_poll_at, result=poll.result,
+                                           etag=poll.etag, last_modified=poll.last_modified, moved_to=poll.moved_to,
+                                           cadence=poll.cadence)
+                statement = _good_poll_update(parsed=False, cadence=poll.cadence is not None)
+                written.append(bool(conn.execute(statement, values).rowcount))
+        return written
 
     def stories_in_feed(self, feed_id: int, story_keys: Iterable[str]) -> set[str]:
         """Which of these story keys the feed has items for."""
@@ -536,7 +537,6 @@ class Store:
         last_modified: str | None,
         title: str | None,
         new_items: Sequence[NewItem],
-        parsed: bool = True,
         buried: Sequence[bytes] = (),
         cadence: Cadence | None = None,
         body_hash: bytes | None = None,
@@ -550,15 +550,9 @@ class Store:
         """
         with self.transaction() as conn:
             # First, so that on PostgreSQL the row lock is held for the rest of the work.
-            owned = conn.execute(update(feeds).where(
-                feeds.c.id == feed.id, feeds.c.lease_owner == feed.lease_token,
-            ).values(
-                next_poll_at=next_poll_at, lease_until=None, lease_owner=None, last_poll_at=now,
-                last_result=result, error_count=0, etag=etag, last_modified=last_modified,
-                title=title or feeds.c.title, baselined_at=func.coalesce(feeds.c.baselined_at, now),
-                parsed_at=now if parsed else feeds.c.parsed_at,
-                body_hash=body_hash or feeds.c.body_hash, moved_to=moved_to or feeds.c.moved_to,
-                failing_since=None, health_alerted_at=None, **_cadence_values(cadence),
+            owned = conn.execute(_good_poll_update(parsed=True, cadence=cadence is not None), _good_poll_values(
+                feed, now=now, next_poll_at=next_poll_at, result=result, etag=etag, last_modified=last_modified,
+                moved_to=moved_to, cadence=cadence, title=title, body_hash=body_hash,
             )).rowcount
             if not owned:
                 raise LeaseLost(f"the lease on {feed.url} lapsed and another poller took it")
@@ -917,6 +911,43 @@ def attempt_values(outcome: str, *, now: datetime, next_attempt_at: datetime | N
         assert next_attempt_at is not None
         return dict(next_attempt_at=next_attempt_at)
     return dict(status="failed")
+
+
+@functools.cache
+def _good_poll_update(*, parsed: bool, cadence: bool) -> Any:
+    """The UPDATE of a feed's row after a good poll, if its lease still holds; built once
+    per shape, its values all parameters (see _good_poll_values), so that SQLAlchemy
+    reuses the compiled form: building it per poll cost a fifth of a 304's CPU."""
+    values: dict[str, Any] = dict(
+        next_poll_at=bindparam("p_next_poll_at"), lease_until=None, lease_owner=None,
+        last_poll_at=bindparam("p_now"), last_result=bindparam("p_result"), error_count=0,
+        etag=bindparam("p_etag"), last_modified=bindparam("p_last_modified"),
+        moved_to=func.coalesce(bindparam("p_moved_to"), feeds.c.moved_to), failing_since=None, health_alerted_at=None,
+    )
+    if parsed:
+        values.update(title=func.coalesce(bindparam("p_title"), feeds.c.title),
+                      baselined_at=func.coalesce(feeds.c.baselined_at, bindparam("p_now")),
+                      parsed_at=bindparam("p_now"),
+                      body_hash=func.coalesce(bindparam("p_body_hash"), feeds.c.body_hash))
+    if cadence:
+        values.update({name: bindparam(f"p_{name}") for name in CADENCE_COLUMNS})
+    return update(feeds).where(
+        feeds.c.id == bindparam("p_id"), feeds.c.lease_owner == bindparam("p_lease_owner"),
+    ).values(**values)
+
+
+def _good_poll_values(feed: Any, *, now: datetime, next_poll_at: datetime, result: str, etag: str | None,
+                      last_modified: str | None, moved_to: str | None, cadence: Cadence | None,
+                      title: str | None = None, body_hash: bytes | None = None) -> dict[str, Any]:
+    """The parameters of _good_poll_update: an empty title, hash or move keeps the old one."""
+    values = dict(p_id=feed.id, p_lease_owner=feed.lease_token, p_now=now, p_next_poll_at=next_poll_at,
+                  p_result=result, p_etag=etag, p_last_modified=last_modified, p_moved_to=moved_to or None,
+                  p_title=title or None, p_body_hash=body_hash or None)
+    values.update({f"p_{name}": value for name, value in _cadence_values(cadence).items()})
+    return values
+
+
+CADENCE_COLUMNS = ("interval_s", "interval_reason", "mean_gap_s", "newest_at")
 
 
 def _cadence_values(cadence: Cadence | None) -> dict[str, Any]:

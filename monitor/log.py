@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -169,6 +168,8 @@ def secrets_in(config: Config) -> list[str]:
         # A short path ("/monitor", "/hooks/alerts") is a route, not a token, and would
         # blank out ordinary words (file paths) in other lines.
         found += [tail if len(tail) >= MIN_URL_SECRET else None, url.password]
+    from sqlalchemy.engine import make_url  # here: parse workers import this module too, and need no SQLAlchemy
+
     database = config.settings.database
     # Both as SQLAlchemy decodes it and as written (percent-encoded) in the URL.
     found += [make_url(database).password, urlsplit(database).password]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import functools
 import json
 import os
 import re
@@ -144,8 +145,8 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     text = _read(path)
     raw = _parse_toml(path, text)
-    check = _Checker(_locate_keys(text))
-    raw = _expand_env(raw, (), check)
+    check = _Checker(text)
+    _expand_env(raw, (), check)
     config = _build_config(path, raw, check)
     if check.problems:
         # Document order reads best; problems without a line go last.
@@ -262,10 +263,16 @@ def _opens_multiline_string(line: str) -> str | None:
 class _Checker:
     """Collects problems, each placed at its key path and source line."""
 
-    def __init__(self, lines: dict[_KeyPath, int]):
+    def __init__(self, text: str):
         self.problems: list[Problem] = []
-        self._lines = lines
+        self._text = text
         self._reported: set[_KeyPath] = set()
+
+    @functools.cached_property
+    def _lines(self) -> dict[_KeyPath, int]:
+        # Only once there is a problem to place: at 100,000 feeds the map would double
+        # the memory a valid config takes to load.
+        return _locate_keys(self._text)
 
     def add(self, path: _KeyPath, message: str) -> None:
         # One problem per key: a missing ${VAR} should not also be reported as a bad URL.
@@ -294,12 +301,17 @@ def _format_path(path: _KeyPath) -> str:
 
 
 def _expand_env(value: Any, path: _KeyPath, check: _Checker) -> Any:
-    """Replace ${NAME} in every string value; `$${NAME}` stays literally `${NAME}`."""
+    """Replace ${NAME} in every string value; `$${NAME}` stays literally `${NAME}`.
+    Dicts and lists are changed in place (a copy of a 100,000-feed config costs tens of MB)."""
     if isinstance(value, dict):
-        return {key: _expand_env(item, (*path, key), check) for key, item in value.items()}
+        for key, item in value.items():
+            value[key] = _expand_env(item, (*path, key), check)
+        return value
     if isinstance(value, list):
-        return [_expand_env(item, (*path, i), check) for i, item in enumerate(value)]
-    if not isinstance(value, str):
+        for i, item in enumerate(value):
+            value[i] = _expand_env(item, (*path, i), check)
+        return value
+    if not isinstance(value, str) or "$" not in value:
         return value
     missing: list[str] = []
 
@@ -324,7 +336,7 @@ def _expand_env(value: Any, path: _KeyPath, check: _Checker) -> Any:
 # --- reading typed keys --------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Table:
     """One TOML table under validation: reads typed keys and reports problems at their path."""
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
-
 if TYPE_CHECKING:
     from monitor.config import Config
 

@@ -200,6 +200,13 @@ def _returning_insert(table: Table, dialect: str, unique: tuple[str, ...]) -> An
     return insert_or_skip(table, dialect, unique).returning(*table.primary_key.columns)
 
 
+@functools.cache
+def _new_rows(table: Table, dialect: str, unique: tuple[str, ...], column: str) -> Any:
+    """Many rows in one statement, skipping those that conflict on `unique`: `column` and
+    the primary key of each row inserted (those skipped return nothing)."""
+    return insert_or_skip(table, dialect, unique).returning(table.c[column], *table.primary_key.columns)
+
+
 def is_memory_sqlite(url: str) -> bool:
     parsed = make_url(url)
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
@@ -561,32 +568,32 @@ class Store:
                     tombstones.c.feed_id == feed.id, tombstones.c.key_hash.in_(list(buried)),
                     tombstones.c.seen_at < now - TOMBSTONE_REFRESH,
                 ).values(seen_at=now))
-            insert = insert_or_skip(items, conn.dialect.name, ITEM_IDENTITY)
-            quiet = [item for item in new_items if not item.alerts]
-            if quiet:  # one executemany: most new items raise no alert
-                conn.execute(insert, [_item_row(feed.id, item, now) for item in quiet])
-            return self._insert_loud(conn, feed, [item for item in new_items if item.alerts], now)
+            return self._insert_new(conn, feed, new_items, now)
 
     @staticmethod
-    def _insert_loud(conn: Connection, feed: FeedState, loud: Sequence[NewItem], now: datetime) -> int:
-        """Insert items that raise alerts, and their alerts; how many alerts were created
-        (a story already alerted for that topic and webhook makes none)."""
-        created = 0
+    def _insert_new(conn: Connection, feed: FeedState, new_items: Sequence[NewItem], now: datetime) -> int:
+        """Insert new items and their alerts, a statement for each (not one per row); how
+        many alerts were created: a story already alerted for that topic and webhook makes
+        none, nor does an item another poller has just recorded."""
+        if not new_items:
+            return 0
+        dialect = conn.dialect.name
+        inserted: dict[str, int] = {key: item_id for key, item_id in conn.execute(
+            _new_rows(items, dialect, ITEM_IDENTITY, "key"), [_item_row(feed.id, item, now) for item in new_items])}
+        loud = [item for item in new_items if item.alerts and item.key in inserted]
+        if not loud:
+            return 0
         old_stories = _buried_stories(conn, {key for item in loud for key in (item.story_key, *item.story_aliases)})
         alerted = _alerted_under(conn, {alias for item in loud for alias in item.story_aliases})
-        for item in loud:
-            item_id = _insert_ignoring_duplicate(conn, items, _item_row(feed.id, item, now), ITEM_IDENTITY)
-            if item_id is None or not old_stories.isdisjoint((item.story_key, *item.story_aliases)):
-                continue  # another poller recorded it, or the story was alerted long ago
-            for a in item.alerts:
-                if any((alias, a.topic, a.webhook) in alerted for alias in item.story_aliases):
-                    continue  # alerted under the story key an earlier release gave it
-                created += _insert_ignoring_duplicate(conn, alerts, dict(
-                    id=a.id, item_id=item_id, story_key=item.story_key, topic=a.topic,
-                    webhook=a.webhook, matched=json.dumps(list(a.matched)), status="pending",
-                    attempts=0, next_attempt_at=now, created_at=now,
-                ), ALERT_IDENTITY) is not None
-        return created
+        rows = [
+            dict(id=a.id, item_id=inserted[item.key], story_key=item.story_key, topic=a.topic, webhook=a.webhook,
+                 matched=json.dumps(list(a.matched)), status="pending", attempts=0, next_attempt_at=now,
+                 created_at=now)
+            # Not a story alerted long ago, nor one alerted under the key an earlier release gave it.
+            for item in loud if old_stories.isdisjoint((item.story_key, *item.story_aliases))
+            for a in item.alerts if not any((alias, a.topic, a.webhook) in alerted for alias in item.story_aliases)
+        ]
+        return len(conn.execute(_new_rows(alerts, dialect, ALERT_IDENTITY, "id"), rows).all()) if rows else 0
 
     def record_gone(self, feed: FeedState, *, now: datetime, error: str) -> None:
         """The feed answered 410 Gone: it is not polled again until revived."""
@@ -603,7 +610,7 @@ class Store:
         with self.transaction() as conn:
             self._fail(conn, feed, now=now, error=error, next_poll_at=next_poll_at,
                        health_alerted_at=now if health else feeds.c.health_alerted_at)
-            return self._insert_loud(conn, feed, [health], now) if health else 0
+            return self._insert_new(conn, feed, [health], now) if health else 0
 
     def _fail(self, conn: Connection, feed: FeedState, *, now: datetime, error: str, **values: Any) -> None:
         if not conn.execute(update(feeds).where(

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from alembic.util.exc import CommandError as AlembicError
 from sqlalchemy import (
+    Column,
     Connection,
     Engine,
     Row,
@@ -499,15 +500,10 @@ class Store:
         keys = list(keys)
         found: set[str] = set()
         with self.transaction(write=False) as conn:
-            for chunk in _chunks(keys):
-                found.update(conn.execute(
-                    select(items.c.key).where(items.c.feed_id == feed_id, items.c.key.in_(chunk))
-                ).scalars())
+            found.update(key for key, in _found(conn, (items.c.key,), items.c.key, keys, feed_id=feed_id))
             hashes = {key_hash(k): k for k in keys if k not in found}
-            buried: list[bytes] = []
-            for hash_chunk in _chunks(list(hashes)):
-                buried += conn.execute(select(tombstones.c.key_hash).where(
-                    tombstones.c.feed_id == feed_id, tombstones.c.key_hash.in_(hash_chunk))).scalars()
+            buried: list[bytes] = [h for h, in _found(conn, (tombstones.c.key_hash,), tombstones.c.key_hash, hashes,
+                                                      feed_id=feed_id)]
         found.update(hashes[h] for h in buried)
         return KnownKeys(frozenset(found), tuple(buried))
 
@@ -528,9 +524,8 @@ class Store:
         """Which of these story keys the feed has items for."""
         found: set[str] = set()
         with self.transaction(write=False) as conn:
-            for chunk in _chunks(list(story_keys)):
-                found.update(conn.execute(select(items.c.story_key).where(
-                    items.c.feed_id == feed_id, items.c.story_key.in_(chunk))).scalars())
+            found.update(story for story, in _found(conn, (items.c.story_key,), items.c.story_key, story_keys,
+                                                    feed_id=feed_id))
         return found
 
     def record_poll(
@@ -897,6 +892,25 @@ def _aware(value: datetime | str | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _found(conn: Connection, wanted: tuple[Column, ...], among: Column, values: Iterable[Any], *,
+           feed_id: int | None = None) -> Iterator[Row]:
+    """The `wanted` columns of the rows whose `among` is one of `values` (and, when given,
+    of that feed), asked 500 values at a time."""
+    statement = _lookup(wanted, among, feed_id is not None)
+    for chunk in _chunks(list(values)):
+        yield from conn.execute(statement, {"values": chunk, "feed_id": feed_id})
+
+
+@functools.cache
+def _lookup(wanted: tuple[Column, ...], among: Column, in_feed: bool) -> Any:
+    # Built once, the values an expanding parameter: building the statement per call cost
+    # more than running it.
+    where: list[ColumnElement[bool]] = [among.in_(bindparam("values", expanding=True))]
+    if in_feed:
+        where.append(among.table.c.feed_id == bindparam("feed_id"))
+    return select(*wanted).where(*where)
+
+
 def _chunks(values: list[T], size: int = 500) -> Iterator[list[T]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
@@ -967,18 +981,11 @@ def _cadence_values(cadence: Cadence | None) -> dict[str, Any]:
 
 def _alerted_under(conn: Connection, story_keys: set[str]) -> set[tuple[str, str, str]]:
     """(story, topic, webhook) of the alerts stored under these story keys."""
-    found: set[tuple[str, str, str]] = set()
-    for chunk in _chunks(list(story_keys)):
-        found.update((r.story_key, r.topic, r.webhook) for r in conn.execute(
-            select(alerts.c.story_key, alerts.c.topic, alerts.c.webhook).where(alerts.c.story_key.in_(chunk))))
-    return found
+    wanted = (alerts.c.story_key, alerts.c.topic, alerts.c.webhook)
+    return {(story, topic, webhook) for story, topic, webhook in _found(conn, wanted, alerts.c.story_key, story_keys)}
 
 
 def _buried_stories(conn: Connection, story_keys: set[str]) -> set[str]:
     """The stories among these that only a tombstone remembers (pruned long ago)."""
     by_hash = {story_hash(key): key for key in story_keys}
-    found: set[str] = set()
-    for chunk in _chunks(list(by_hash)):
-        found.update(by_hash[h] for h in conn.execute(select(tombstones.c.story).where(
-            tombstones.c.story.in_(chunk))).scalars())
-    return found
+    return {by_hash[h] for h, in _found(conn, (tombstones.c.story,), tombstones.c.story, by_hash)}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -19,8 +19,12 @@ from monitor.parse import parse_feed
 from monitor.query import prepare
 
 if TYPE_CHECKING:
+    from monitor.config import TopicConfig
+    from monitor.evaluate import FoldScores
     from monitor.schema import SchemaState
     from monitor.store import Store
+
+T = TypeVar("T")
 
 CONFIG_OPTION = click.option(
     "-c", "--config", "config_path", required=True, envvar="MONITOR_CONFIG",
@@ -239,7 +243,7 @@ def eval_(config_path: Path, labels: Path | None, corpus: Path | None, topic_nam
     """Precision, recall and F1 of each topic on labelled items, and what it got wrong.
 
     LABELS is a labels TSV (default: the corpus's headlines/labels-dev.tsv); its items are
-    read from items.jsonl beside it, else from the corpus."""
+    read from items.jsonl beside it, else from the corpus. Exit 1 when --min-f1 is missed."""
     from monitor import evaluate
 
     if only_folds and not folds:
@@ -248,30 +252,13 @@ def eval_(config_path: Path, labels: Path | None, corpus: Path | None, topic_nam
         fail(f"--fold {outside[0]} is not a fold of {folds} (folds are 0 to {folds - 1})")
     config = configure(config_path)
     labels_path, items_path = labelled_files(labels, corpus)
+    labelled = read_labelled(labels_path, evaluate.read_labels)
+    topics = labelled_topics(config, config_path, topic_names, labels_path, evaluate.labelled_topics(labelled))
+    items = read_labelled(items_path, lambda lines: list(evaluate.read_items(lines)))
     try:
-        labelled = evaluate.read_labels(read_lines(labels_path))
+        verdicts = evaluate.judge(items, labelled, topics)
     except EvalError as e:
-        fail(f"{labels_path}: {e}")
-    with_labels = evaluate.labelled_topics(labelled)
-    if unknown := sorted(set(topic_names) - {t.name for t in config.topics}):
-        fail(f"no topic named {', '.join(unknown)} in {config_path}")
-    if topic_names:
-        topics = [t for t in config.topics if t.name in topic_names]
-        if unlabelled := [t.name for t in topics if t.name not in with_labels]:
-            fail(f"{labels_path} has no labels for topic {', '.join(unlabelled)}")
-    else:
-        topics = [t for t in config.topics if t.name in with_labels]
-        if not topics:
-            fail(f"{labels_path} labels none of the topics in {config_path} "
-                 f"(it labels: {', '.join(sorted(with_labels)) or 'nothing'})")
-        for t in config.topics:
-            if t.name not in with_labels:
-                click.echo(f"(topic {t.name} has no labels in {labels_path.name}; not scored)", err=True)
-    try:
-        items = list(evaluate.read_items(read_lines(items_path)))
-    except EvalError as e:
-        fail(f"{items_path}: {e}")
-    verdicts = evaluate.judge(items, labelled, topics)
+        fail(f"{labels_path}: {e} (items from {items_path})")
     names = [t.name for t in topics]
 
     split = evaluate.split_folds(labelled, folds) if folds else []
@@ -284,28 +271,16 @@ def eval_(config_path: Path, labels: Path | None, corpus: Path | None, topic_nam
     for s in scores:
         click.echo(f"{s.topic:<28} {s.positives:>4} {s.tp:>4} {s.fp:>4} {s.fn:>4} "
                    f"{s.precision:>9.3f} {s.recall:>6.3f} {s.f1:>6.3f}")
-
-    by_fold: list[evaluate.FoldScores] = []
-    if folds:
-        by_fold = evaluate.cross_validate(verdicts, names, folds, chosen)
-        shown = [n for n, _ in by_fold[0].folds]
-        click.echo(f"\n{folds} folds by a hash of the item id: F1 on each fold's items (the queries "
-                   "fixed, so a fold is held out from any tuning done on the others)")
-        click.echo(f"{'topic':<28} " + " ".join(f"{'fold ' + str(n):>6}" for n in shown)
-                   + f" {'mean':>6} {'min':>6}")
-        click.echo(f"{'items':<28} " + " ".join(f"{len(split[n]):>6}" for n in shown))
-        for f in by_fold:
-            click.echo(f"{f.topic:<28} " + " ".join(f"{s.f1:>6.3f}" for _, s in f.folds)
-                       + f" {f.mean_f1:>6.3f} {f.min_f1:>6.3f}")
-            click.echo(f"{'  positives':<28} " + " ".join(f"{s.positives:>6}" for _, s in f.folds))
-
+    by_fold = evaluate.cross_validate(verdicts, names, folds, chosen) if folds else []
+    if by_fold:
+        echo_folds(by_fold, split)
     if show_errors:
         titles = {item.id: item.title for item in items}
         for m in evaluate.misses(verdicts, names, only):
             for kind, ids in (("false positives", m.false_positives), ("false negatives", m.false_negatives)):
                 click.echo(f"\n{m.topic}: {len(ids)} {kind}")
                 for item_id in ids[:show_errors]:
-                    where = f"[fold {evaluate.fold_of(item_id, folds)}] " if folds else ""
+                    where = f"[fold {evaluate.fold_of(item_id, len(split))}] " if split else ""
                     click.echo(f"  {item_id}  {where}{titles[item_id] or '(untitled)'}")
                 if len(ids) > show_errors:
                     click.echo(f"  ... and {len(ids) - show_errors} more")
@@ -315,6 +290,39 @@ def eval_(config_path: Path, labels: Path | None, corpus: Path | None, topic_nam
         below += [f"{f.topic} mean fold F1 {f.mean_f1:.3f}" for f in by_fold if f.mean_f1 < min_f1]
         if below:
             fail(f"below --min-f1 {min_f1:g}: {'; '.join(below)}", 1)
+
+
+def echo_folds(by_fold: list[FoldScores], split: list[set[str]]) -> None:
+    """The cross-validation table: each topic's F1 per fold, its mean and its minimum."""
+    shown = [n for n, _ in by_fold[0].folds]
+    click.echo(f"\nF1 per fold ({len(split)} folds by a hash of the item id; a fold is held out "
+               "from tuning done on the others)")
+    click.echo(f"{'topic':<28} " + " ".join(f"{'fold ' + str(n):>6}" for n in shown) + f" {'mean':>6} {'min':>6}")
+    click.echo(f"{'items':<28} " + " ".join(f"{len(split[n]):>6}" for n in shown))
+    for f in by_fold:
+        click.echo(f"{f.topic:<28} " + " ".join(f"{s.f1:>6.3f}" for _, s in f.folds)
+                   + f" {f.mean_f1:>6.3f} {f.min_f1:>6.3f}")
+        click.echo(f"{'  positives':<28} " + " ".join(f"{s.positives:>6}" for _, s in f.folds))
+
+
+def labelled_topics(config: Config, config_path: Path, names: tuple[str, ...], labels_path: Path,
+                    with_labels: set[str]) -> list[TopicConfig]:
+    """The topics `eval` scores: those named (each must have labels), else every labelled one."""
+    if unknown := sorted(set(names) - {t.name for t in config.topics}):
+        fail(f"no topic named {', '.join(unknown)} in {config_path}")
+    if names:
+        topics = [t for t in config.topics if t.name in names]
+        if unlabelled := [t.name for t in topics if t.name not in with_labels]:
+            fail(f"{labels_path} has no labels for topic {', '.join(unlabelled)}")
+        return topics
+    topics = [t for t in config.topics if t.name in with_labels]
+    if not topics:
+        fail(f"{labels_path} labels none of the topics in {config_path} "
+             f"(it labels: {', '.join(sorted(with_labels)) or 'nothing'})")
+    for t in config.topics:
+        if t.name not in with_labels:
+            click.echo(f"(topic {t.name} has no labels in {labels_path.name}; not scored)", err=True)
+    return topics
 
 
 def labelled_files(labels: Path | None, corpus: Path | None) -> tuple[Path, Path]:
@@ -335,6 +343,14 @@ def labelled_files(labels: Path | None, corpus: Path | None) -> tuple[Path, Path
         fail(f"no labelled corpus at {corpus} (items.jsonl and labels-dev.tsv, or headlines/ "
              "holding them); pass --corpus DIR or set MONITOR_CORPUS")
     return labels, headlines / "items.jsonl"
+
+
+def read_labelled(path: Path, reader: Callable[[list[str]], T]) -> T:
+    """A labels or items file through its reader; a malformed line is one message naming it."""
+    try:
+        return reader(read_lines(path))
+    except EvalError as e:
+        fail(f"{path}: {e}")
 
 
 def read_lines(path: Path) -> list[str]:

@@ -225,12 +225,12 @@ def read_source(source: str, config: Config) -> tuple[bytes, str, dict[str, str]
 @main.command("eval")
 @CONFIG_OPTION
 @click.argument("labels", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), envvar="MONITOR_CORPUS",
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), envvar="MONITOR_CORPUS", metavar="DIR",
               help="The shared corpus (or its headlines/ folder). Env: MONITOR_CORPUS; "
                    "default: ../shared/corpus beside the repository.")
-@click.option("--topic", "topic_names", multiple=True, help="Only this topic (repeatable).")
-@click.option("--folds", type=click.IntRange(min=2), help="Also score each of K folds of the labels.")
-@click.option("--fold", "only_folds", type=click.IntRange(min=0), multiple=True,
+@click.option("--topic", "topic_names", multiple=True, metavar="NAME", help="Only this topic (repeatable).")
+@click.option("--folds", type=click.IntRange(min=2), metavar="K", help="Also score each of K folds of the labels.")
+@click.option("--fold", "only_folds", type=click.IntRange(min=0), multiple=True, metavar="I",
               help="With --folds: score and list only the items of fold I (repeatable), "
                    "keeping the other folds unseen while tuning.")
 @click.option("--show-errors", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",

@@ -8,19 +8,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from monitor import log
 from monitor.config import Config, format_duration, load_config
-from monitor.errors import ConfigError, FetchError, MonitorError
+from monitor.errors import ConfigError, EvalError, FetchError, MonitorError
 from monitor.parse import parse_feed
 from monitor.query import prepare
 
 if TYPE_CHECKING:
+    from monitor.config import TopicConfig
+    from monitor.evaluate import FoldScores
     from monitor.schema import SchemaState
     from monitor.store import Store
+
+T = TypeVar("T")
 
 CONFIG_OPTION = click.option(
     "-c", "--config", "config_path", required=True, envvar="MONITOR_CONFIG",
@@ -216,6 +220,144 @@ def read_source(source: str, config: Config) -> tuple[bytes, str, dict[str, str]
         return path.read_bytes(), path.resolve().as_uri(), {}
     except OSError as e:
         fail(f"cannot read {source}: {e.strerror}")
+
+
+@main.command("eval")
+@CONFIG_OPTION
+@click.argument("labels", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), envvar="MONITOR_CORPUS", metavar="DIR",
+              help="The shared corpus (or its headlines/ folder). Env: MONITOR_CORPUS; "
+                   "default: ../shared/corpus beside the repository.")
+@click.option("--topic", "topic_names", multiple=True, metavar="NAME", help="Only this topic (repeatable).")
+@click.option("--folds", type=click.IntRange(min=2), metavar="K", help="Also score each of K folds of the labels.")
+@click.option("--fold", "only_folds", type=click.IntRange(min=0), multiple=True, metavar="I",
+              help="With --folds: score and list only the items of fold I (repeatable), "
+                   "keeping the other folds unseen while tuning.")
+@click.option("--show-errors", type=click.IntRange(min=0), default=10, show_default=True, metavar="N",
+              help="List at most N false positives and N false negatives per topic (0: none).")
+@click.option("--min-f1", type=click.FloatRange(0, 1), metavar="X",
+              help="Exit 1 if a topic's F1 (and, with --folds, its mean fold F1) is below X.")
+@user_errors
+def eval_(config_path: Path, labels: Path | None, corpus: Path | None, topic_names: tuple[str, ...],
+          folds: int | None, only_folds: tuple[int, ...], show_errors: int, min_f1: float | None) -> None:
+    """Precision, recall and F1 of each topic on labelled items, and what it got wrong.
+
+    LABELS is a labels TSV (default: the corpus's headlines/labels-dev.tsv); its items are
+    read from items.jsonl beside it, else from the corpus. Exit 1 when --min-f1 is missed."""
+    from monitor import evaluate
+
+    if only_folds and not folds:
+        fail("--fold needs --folds K")
+    if folds and (outside := sorted({f for f in only_folds if f >= folds})):
+        fail(f"--fold {outside[0]} is not a fold of {folds} (folds are 0 to {folds - 1})")
+    config = configure(config_path)
+    labels_path, items_path = labelled_files(labels, corpus)
+    labelled = read_labelled(labels_path, evaluate.read_labels)
+    topics = labelled_topics(config, config_path, topic_names, labels_path, evaluate.labelled_topics(labelled))
+    items = read_labelled(items_path, lambda lines: list(evaluate.read_items(lines)))
+    try:
+        verdicts = evaluate.judge(items, labelled, topics)
+    except EvalError as e:
+        fail(f"{labels_path}: {e} (items from {items_path})")
+    names = [t.name for t in topics]
+
+    split = evaluate.split_folds(labelled, folds) if folds else []
+    chosen = sorted(set(only_folds)) or None
+    only = set().union(*(split[f] for f in chosen)) if chosen else None
+    scope = f", folds {', '.join(map(str, chosen))} only: {len(only or ())} items" if chosen else ""
+    click.echo(f"{labels_path}: {len(labelled)} labelled items{scope}\n")
+    scores = evaluate.score(verdicts, names, only)
+    click.echo(f"{'topic':<28} {'pos':>4} {'TP':>4} {'FP':>4} {'FN':>4} {'precision':>9} {'recall':>6} {'F1':>6}")
+    for s in scores:
+        click.echo(f"{s.topic:<28} {s.positives:>4} {s.tp:>4} {s.fp:>4} {s.fn:>4} "
+                   f"{s.precision:>9.3f} {s.recall:>6.3f} {s.f1:>6.3f}")
+    by_fold = evaluate.cross_validate(verdicts, names, folds, chosen) if folds else []
+    if by_fold:
+        echo_folds(by_fold, split)
+    if show_errors:
+        titles = {item.id: item.title for item in items}
+        for m in evaluate.misses(verdicts, names, only):
+            for kind, ids in (("false positives", m.false_positives), ("false negatives", m.false_negatives)):
+                click.echo(f"\n{m.topic}: {len(ids)} {kind}")
+                for item_id in ids[:show_errors]:
+                    where = f"[fold {evaluate.fold_of(item_id, len(split))}] " if split else ""
+                    click.echo(f"  {item_id}  {where}{titles[item_id] or '(untitled)'}")
+                if len(ids) > show_errors:
+                    click.echo(f"  ... and {len(ids) - show_errors} more")
+
+    if min_f1 is not None:
+        below = [f"{s.topic} F1 {s.f1:.3f}" for s in scores if s.f1 < min_f1]
+        below += [f"{f.topic} mean fold F1 {f.mean_f1:.3f}" for f in by_fold if f.mean_f1 < min_f1]
+        if below:
+            fail(f"below --min-f1 {min_f1:g}: {'; '.join(below)}", 1)
+
+
+def echo_folds(by_fold: list[FoldScores], split: list[set[str]]) -> None:
+    """The cross-validation table: each topic's F1 per fold, its mean and its minimum."""
+    shown = [n for n, _ in by_fold[0].folds]
+    click.echo(f"\nF1 per fold ({len(split)} folds by a hash of the item id; a fold is held out "
+               "from tuning done on the others)")
+    click.echo(f"{'topic':<28} " + " ".join(f"{'fold ' + str(n):>6}" for n in shown) + f" {'mean':>6} {'min':>6}")
+    click.echo(f"{'items':<28} " + " ".join(f"{len(split[n]):>6}" for n in shown))
+    for f in by_fold:
+        click.echo(f"{f.topic:<28} " + " ".join(f"{s.f1:>6.3f}" for _, s in f.folds)
+                   + f" {f.mean_f1:>6.3f} {f.min_f1:>6.3f}")
+        click.echo(f"{'  positives':<28} " + " ".join(f"{s.positives:>6}" for _, s in f.folds))
+
+
+def labelled_topics(config: Config, config_path: Path, names: tuple[str, ...], labels_path: Path,
+                    with_labels: set[str]) -> list[TopicConfig]:
+    """The topics `eval` scores: those named (each must have labels), else every labelled one."""
+    if unknown := sorted(set(names) - {t.name for t in config.topics}):
+        fail(f"no topic named {', '.join(unknown)} in {config_path}")
+    if names:
+        topics = [t for t in config.topics if t.name in names]
+        if unlabelled := [t.name for t in topics if t.name not in with_labels]:
+            fail(f"{labels_path} has no labels for topic {', '.join(unlabelled)}")
+        return topics
+    topics = [t for t in config.topics if t.name in with_labels]
+    if not topics:
+        fail(f"{labels_path} labels none of the topics in {config_path} "
+             f"(it labels: {', '.join(sorted(with_labels)) or 'nothing'})")
+    for t in config.topics:
+        if t.name not in with_labels:
+            click.echo(f"(topic {t.name} has no labels in {labels_path.name}; not scored)", err=True)
+    return topics
+
+
+def labelled_files(labels: Path | None, corpus: Path | None) -> tuple[Path, Path]:
+    """The labels TSV and the items.jsonl that `eval` reads."""
+    corpus = corpus or Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+    headlines = corpus / "headlines" if (corpus / "headlines").is_dir() else corpus
+    if labels is not None:
+        if not labels.is_file():
+            fail(f"no labels file {labels}")
+        beside = labels.parent / "items.jsonl"
+        items = beside if beside.is_file() else headlines / "items.jsonl"
+        if not items.is_file():
+            fail(f"no items.jsonl beside {labels} nor in the corpus at {corpus} "
+                 "(pass --corpus DIR or set MONITOR_CORPUS)")
+        return labels, items
+    labels = headlines / "labels-dev.tsv"
+    if not (headlines / "items.jsonl").is_file() or not labels.is_file():
+        fail(f"no labelled corpus at {corpus} (items.jsonl and labels-dev.tsv, or headlines/ "
+             "holding them); pass --corpus DIR or set MONITOR_CORPUS")
+    return labels, headlines / "items.jsonl"
+
+
+def read_labelled(path: Path, reader: Callable[[list[str]], T]) -> T:
+    """A labels or items file through its reader; a malformed line is one message naming it."""
+    try:
+        return reader(read_lines(path))
+    except EvalError as e:
+        fail(f"{path}: {e}")
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
 
 
 @main.command()

@@ -7,6 +7,8 @@
     ├── FetchError       a feed could not be fetched (network, status, size)
     ├── StorageError     the database could not be opened, migrated or written
     │   └── SchemaError  the schema is behind (run `monitor db upgrade`) or unknown
+    ├── EvalError        labelled items for `monitor eval` are missing, malformed or do
+    │                    not fit the topics being scored
     └── LeaseLost        a poll's lease lapsed and another poller took its feed; the
                          poll's result is dropped (the other poller records its own)
 
@@ -73,6 +75,11 @@ class StorageError(MonitorError):
 
 class SchemaError(StorageError):
     """The database schema is not the one this code needs; the message says what to run."""
+
+
+class EvalError(MonitorError):
+    """Labelled data cannot score the topics: a file is missing or malformed, an item or a
+    topic has no label."""
 
 
 class LeaseLost(MonitorError):

@@ -32,6 +32,25 @@ def test_every_command_is_documented(command: str) -> None:
     assert f"`monitor {command} -c FILE" in README
 
 
+def command_options() -> list[tuple[str, str]]:
+    """(command, option) for every option of every leaf command, --help aside."""
+    found = []
+    for name in command_names(main):
+        command: click.Command = main
+        for word in name.split():
+            command = command.commands[word]  # type: ignore[attr-defined]
+        found += [(name, param.opts[-1]) for param in command.params
+                  if isinstance(param, click.Option) and "--help" not in param.opts]
+    return found
+
+
+@pytest.mark.parametrize("command, option", command_options())
+def test_every_command_option_is_in_its_row_of_the_commands_table(command: str, option: str) -> None:
+    row = next(line for line in README.splitlines() if line.startswith(f"| `monitor {command} -c FILE"))
+    spellings = [option, "-c"] if option == "--config" else [option]  # the table writes `-c FILE`
+    assert any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", row) for s in spellings), row
+
+
 @pytest.mark.parametrize("table, keys", [
     ("[monitor]", config._SETTINGS_KEYS), ("[server]", config._SERVER_KEYS),
     ("[[webhooks]]", config._WEBHOOK_KEYS),

@@ -24,9 +24,22 @@ MARK = "MONITOR_FAULT_TRIAL"  # in the environment of each daemon, inherited by 
 
 
 def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=log.open("ab"),
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", MARK: str(config)})
+    """Start a daemon and return once it has logged that it started (so that a kill soon
+    after lands in its work, not in its imports, however loaded the machine is)."""
+    started = _starts(log)
+    daemon = subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+                              env={**os.environ, "PYTHONUNBUFFERED": "1", MARK: str(config)})
+    deadline = time.monotonic() + 60
+    while _starts(log) == started:
+        assert daemon.poll() is None, f"the daemon exited with {daemon.returncode}: see {log}"
+        assert time.monotonic() < deadline, f"the daemon did not start within 60 s: see {log}"
+        time.sleep(0.05)
+    return daemon
+
+
+def _starts(log: Path) -> int:
+    return log.read_text().count("event=started") if log.exists() else 0
 
 
 def left_behind(config: Path) -> list[int]:
@@ -86,8 +99,9 @@ query = "ceasefire"
                 items[path].insert(0, {"title": title, "guid": f"{path}-{n}", "link": f"https://n.example{path}/{n}"})
                 server.set(path, rss(items[path]), delay=0.2)
                 expected.add(title)
-            # Every fifth trial the receiver is down for the first attempts.
-            receiver.respond([503, 503] if trial % 5 == 4 else [])
+            # Every fifth trial the receiver is down for the first attempts (of this trial:
+            # a trial killed before it delivered leaves no outage to the next).
+            receiver.respond([503, 503] if trial % 5 == 4 else [], replace=True)
             daemon = start(config, log)
             time.sleep(rng.uniform(0.6, 2.5))
             daemon.send_signal(signal.SIGKILL)

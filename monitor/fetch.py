@@ -88,6 +88,15 @@ class Fetcher:
             transport=transport or _aiohttp_transport(concurrency),
         )
 
+    def set_politeness(self, per_host: int, host_delay: float) -> None:
+        """New per-host limits (a reload): for the fetches that start from now on; those
+        under way finish in the places they hold."""
+        if (per_host, host_delay) != (self._per_host, self._host_delay):
+            self._per_host, self._host_delay = per_host, host_delay
+            # Fresh places per host, each counting host_delay from the last start there.
+            self._hosts = {name: _Host(asyncio.Semaphore(per_host), last_start=host.last_start)
+                           for name, host in self._hosts.items()}
+
     async def __aenter__(self) -> Fetcher:
         return self
 

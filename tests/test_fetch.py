@@ -284,6 +284,22 @@ def test_at_most_per_host_fetches_to_one_host_and_other_hosts_go_on(server: Feed
     assert other_arrival < times[2]  # not queued behind the slow host
 
 
+def test_new_per_host_limits_apply_to_the_fetches_that_start_after_them(server: FeedServer) -> None:
+    for i in range(6):
+        server.set(f"/slow{i}.xml", FEED, delay=0.3)
+    urls = [server.url(f"/slow{i}.xml") for i in range(6)]
+
+    async def go() -> None:
+        async with Fetcher(per_host=1, concurrency=32) as fetcher:
+            await asyncio.gather(*(fetcher.fetch(url) for url in urls[:2]))  # one at a time
+            fetcher.set_politeness(per_host=4, host_delay=0)  # a reload
+            await asyncio.gather(*(fetcher.fetch(url) for url in urls[2:]))  # four at once
+    asyncio.run(go())
+    times = arrivals(server, "127.0.0.1")
+    assert times[1] - times[0] >= 0.29, times
+    assert times[5] - times[2] < 0.2, times
+
+
 def test_host_delay_spaces_the_starts_of_one_hosts_fetches(server: FeedServer) -> None:
     for i in range(4):
         server.set(f"/f{i}.xml", FEED)

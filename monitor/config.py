@@ -86,7 +86,7 @@ class WebhookConfig:
     max_per_hour: int | None = None               # singles per clock hour; the rest go in digests
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeedConfig:
     url: str
     name: str | None = None

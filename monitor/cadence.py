@@ -38,8 +38,11 @@ class Cadence:
     pace: Pace
 
 
+FIXED_REASON = "fixed by the config"
+
+
 def fixed(interval: timedelta, pace: Pace) -> Cadence:
-    return Cadence(interval, "fixed by the config", pace)
+    return Cadence(interval, FIXED_REASON, pace)
 
 
 def observe(pace: Pace, *, now: datetime, published: Sequence[datetime | None], new: int) -> Pace:

@@ -35,7 +35,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import schema
-from monitor.cadence import FIRST_GUESS, Cadence, Pace
+from monitor.cadence import FIRST_GUESS, FIXED_REASON, Cadence, Pace
 from monitor.errors import LeaseLost, SchemaError, StorageError
 from monitor.log import event
 from monitor.metrics import StoreFigures
@@ -400,36 +400,41 @@ class Store:
         with self.transaction() as conn:
             if instance is not None:
                 self._beat(conn, instance, digest)
-            existing = {r.url: r for r in conn.execute(
-                select(feeds.c.url, feeds.c.id, feeds.c.next_poll_at, feeds.c.interval_s,
-                       feeds.c.error_count, feeds.c.active, feeds.c.auto_interval))}
-            for url, (name, interval) in wanted.items():
+            added = []
+            columns = (feeds.c.url, feeds.c.id, feeds.c.name, feeds.c.next_poll_at, feeds.c.interval_s,
+                       feeds.c.interval_reason, feeds.c.error_count, feeds.c.active, feeds.c.auto_interval)
+            # The rows of the wanted feeds, 500 at a time: 100,000 rows at once took 60 MB.
+            for url, (name, interval), row in _with_rows(conn, columns, wanted):
                 auto = interval is None
-                row = existing.get(url)
                 if row is None:
                     secs = int((FIRST_GUESS if interval is None else interval).total_seconds())
-                    # Skip a feed another instance, starting at the same moment, just added.
-                    conn.execute(insert_or_skip(feeds, conn.dialect.name, ("url",)).values(
+                    added.append(dict(
                         url=url, name=name, active=True, interval_s=max(1, secs), auto_interval=auto,
-                        interval_reason="auto: nothing known of its pace yet" if auto else "fixed by the config",
+                        interval_reason="auto: nothing known of its pace yet" if auto else FIXED_REASON,
                         next_poll_at=now, error_count=0, created_at=now,
                     ))
                     continue
                 values: dict[str, Any] = dict(name=name, active=True, auto_interval=auto)
                 if interval is not None:
                     secs = max(1, int(interval.total_seconds()))
-                    values.update(interval_s=secs, interval_reason="fixed by the config")
+                    values.update(interval_s=secs, interval_reason=FIXED_REASON)
                     # A shorter interval takes effect now rather than after the old wait, but
                     # a failing feed keeps its backoff and any Retry-After the server gave.
                     if secs < row.interval_s and row.error_count == 0:
                         values["next_poll_at"] = min(row.next_poll_at, now + interval)
-                conn.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
-            gone = [r.id for url, r in existing.items() if url not in wanted and r.active]
+                # Only rows that change: a reload of 100,000 unchanged feeds writes nothing.
+                if any(getattr(row, column) != value for column, value in values.items()):
+                    conn.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
+            for chunk in _chunks(added):  # skipping a feed another instance, starting just now, added
+                conn.execute(insert_or_skip(feeds, conn.dialect.name, ("url",)), chunk)
+            gone = [feed_id for url, feed_id in conn.execute(select(feeds.c.url, feeds.c.id).where(feeds.c.active))
+                    if url not in wanted]
             if not gone:
                 return True
             if self._live_digests(conn, exclude=instance) - {digest}:
                 return False
-            conn.execute(update(feeds).where(feeds.c.id.in_(gone)).values(active=False))
+            for chunk in _chunks(gone):
+                conn.execute(update(feeds).where(feeds.c.id.in_(chunk)).values(active=False))
             return True
 
     def revive_feeds(self) -> list[str]:
@@ -890,6 +895,15 @@ def _aware(value: datetime | str | None) -> datetime | None:
     if isinstance(value, str):  # SQLite hands back text for an aggregate of a DATETIME
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _with_rows(conn: Connection, columns: tuple[Column, ...],
+               wanted: dict[str, T]) -> Iterator[tuple[str, T, Row | None]]:
+    """Each wanted feed URL with its value and its row (of `columns`, the URL first), or None."""
+    for chunk in _chunks(list(wanted)):
+        rows = {row[0]: row for row in _found(conn, columns, feeds.c.url, chunk)}
+        for url in chunk:
+            yield url, wanted[url], rows.get(url)
 
 
 def _found(conn: Connection, wanted: tuple[Column, ...], among: Column, values: Iterable[Any], *,

@@ -151,7 +151,7 @@ def _any(parts: list[Holds]) -> Holds:
 def _term_holds(term: Term) -> Holds:
     word, field = term.word, term.field
     if term.exact is not None:
-        return lambda doc: any(_spans(term, tokens) for tokens in _fields(doc, field))
+        return lambda doc: any(spans(term, tokens) for tokens in _fields(doc, field))
     if field is None:
         return lambda doc: word in doc.words
     return lambda doc: word in doc.field(field).wordset
@@ -161,7 +161,7 @@ def _prefix_holds(prefix: Prefix) -> Holds:
     stem, field = prefix.stem, prefix.field
     if prefix.exact is not None:
         return lambda doc: has_prefix(doc.vocabulary, stem) and any(
-            _spans(prefix, tokens) for tokens in _fields(doc, field))
+            spans(prefix, tokens) for tokens in _fields(doc, field))
     if field is None:
         return lambda doc: has_prefix(doc.vocabulary, stem)
     return lambda doc: has_prefix(doc.field(field).vocabulary, stem)
@@ -198,7 +198,7 @@ class Span(NamedTuple):
     label: str
 
 
-def _spans(leaf: Leaf, tokens: FieldTokens) -> list[Span]:
+def spans(leaf: Leaf, tokens: FieldTokens) -> list[Span]:
     """Occurrences of `leaf` in `tokens`, in order; none when it is restricted to another field."""
     if leaf.field not in (None, tokens.name):
         return []
@@ -226,7 +226,7 @@ def _leaf_hits(leaf: Leaf, doc: Document) -> list[Hit]:
     """Every occurrence's report, title first; for a prefix, the item's words."""
     if isinstance(leaf, Prefix) and not starting(doc.vocabulary, leaf.stem):
         return []
-    return [(s.column, s.label) for tokens in doc.fields for s in _spans(leaf, tokens)]
+    return [(s.column, s.label) for tokens in doc.fields for s in spans(leaf, tokens)]
 
 
 # --- NEAR -----------------------------------------------------------------------------
@@ -241,10 +241,10 @@ def _near_holds(near: Near) -> Holds:
 def _near_hits(near: Near, doc: Document) -> list[Hit]:
     found: list[Hit] = []
     for tokens in doc.fields:
-        rights = [s for leaf in near.right for s in _spans(leaf, tokens)]
+        rights = [s for leaf in near.right for s in spans(leaf, tokens)]
         if not rights:
             continue
-        for a in (s for leaf in near.left for s in _spans(leaf, tokens)):
+        for a in (s for leaf in near.left for s in spans(leaf, tokens)):
             for b in rights:
                 if 1 <= _gap(a, b) <= near.distance:
                     found += [(a.column, a.label), (b.column, b.label)]

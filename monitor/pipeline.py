@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.batching import Unchanged, UnchangedWriter
 from monitor.cadence import Cadence, Pace, adaptive, fixed, observe, server_floor
-from monitor.config import FEED_HEALTH, Config, Settings, TopicConfig, format_duration
+from monitor.config import FEED_HEALTH, Config, Settings, format_duration
 from monitor.errors import FetchError, LeaseLost
 from monitor.fetch import Fetcher, FetchResult
 from monitor.formats import new_alert_id
@@ -212,9 +212,9 @@ class Pipeline:
         fresh, buried = self._unseen(feed, parsed.items)
         may_alert = alerting_items([item for _, item in fresh], baselined=feed.baselined,
                                    config=config, now=now)
-        topics = runtime.topics_for(feed.url)
+        skipped = runtime.topics_skipped(feed.url)
         new_items = [
-            self._new_item(runtime, feed, key, item, topics if i in may_alert else (), now)
+            self._new_item(runtime, feed, key, item, skipped if i in may_alert else None, now)
             for i, (key, item) in enumerate(fresh)
         ]
         pace = observe(feed.pace, now=now, published=[item.published for item in parsed.items], new=len(fresh))
@@ -266,15 +266,14 @@ class Pipeline:
         return fresh, known.buried
 
     def _new_item(self, runtime: Runtime, feed: FeedState, key: str, item: Item,
-                  topics: tuple[TopicConfig, ...], now: datetime) -> NewItem:
+                  skipped: frozenset[int] | None, now: datetime) -> NewItem:
+        """`skipped`: the topics that do not watch the feed; None: no matching at all."""
         intents: list[AlertIntent] = []
-        if topics:
+        if skipped is not None:
             doc = prepare(item.title, item.summary)
-            for topic in topics:
-                matched = topic.query.match(doc)
-                if matched:
-                    intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
-                                for hook in runtime.webhooks_for(topic)]
+            for topic, matched in runtime.topic_index.matches(doc, skipped):
+                intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
+                            for hook in runtime.webhooks_for(topic)]
         story, *aliases = hashed_story_keys(item, feed.url, key)
         return NewItem(
             key=key, story_key=story, story_aliases=tuple(aliases), guid=item.guid,

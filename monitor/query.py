@@ -210,24 +210,26 @@ def _lex_minus(query: str, start: int, tokens: list[_Token]) -> int:
 
 def _lex_run(query: str, start: int, tokens: list[_Token]) -> int:
     """A bare run of characters: a field prefix, an operator or a word."""
-    end = start
-    while end < len(query) and not query[end].isspace() and query[end] not in _RUN_ENDS:
-        end += 1
-    run = query[start:end]
     column = start + 1
-    prefix = _FIELD_PREFIX.match(run)
+    # The prefix is matched in place, not in a copy of the run: "title:title:..." would
+    # otherwise copy the rest of the query once per prefix.
+    prefix = _FIELD_PREFIX.match(query, start)
     if prefix:
-        after = query[start + prefix.end() : start + prefix.end() + 1]
+        after = query[prefix.end() : prefix.end() + 1]
         attached = bool(after) and not after.isspace()
         if prefix.group()[:-1] in FIELDS:
             if not attached:
                 raise QuerySyntaxError(query, column, f'expected a term after "{prefix.group()}"')
             tokens.append(_Token("field", prefix.group(), column))
-            return start + prefix.end()
+            return prefix.end()
         if attached:
             raise QuerySyntaxError(
                 query, column, f'unknown field "{prefix.group()}" (use title: or summary:)'
             )
+    end = start
+    while end < len(query) and not query[end].isspace() and query[end] not in _RUN_ENDS:
+        end += 1
+    run = query[start:end]
     if run in ("AND", "OR", "NOT"):
         tokens.append(_Token(run, run, column))
     elif run == "NEAR" or run.startswith("NEAR/"):

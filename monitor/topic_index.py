@@ -3,7 +3,7 @@
 Like Lucene's Monitor (Luwak) and Elasticsearch's percolator it indexes the queries, not
 the items. Each compiled query yields groups of keys, and an item can match the query
 only if it holds a key of every group. A key is a folded word, a prefix stem written
-`stem*`, either of them restricted to a field as `title:word` or `summary:stem*`. Each
+`stem*`, either of them restricted to the title as `title:word` or `title:stem*`. Each
 topic is filed under the keys of its most selective group; per item, the index looks up
 the topics filed under the item's keys, keeps those whose other groups the item also
 holds (set operations), and runs the exact matcher on those alone. So the result is the
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from typing import Generic, TypeVar
 
-from monitor.query import FIELDS, And, Document, Leaf, Near, Node, Not, Or, Phrase, Prefix, Query, Term
+from monitor.query import And, Document, Leaf, Near, Node, Not, Or, Phrase, Prefix, Query, Term
 
 T = TypeVar("T")
 
@@ -59,7 +59,9 @@ def requirement(node: Node) -> Requirement:
 
 
 def _leaf_keys(leaf: Leaf) -> list[str]:
-    field = f"{leaf.field}:" if leaf.field else ""
+    # Only the title is worth a key of its own: the summary is most of an item, and a set
+    # of its words per item would cost more than the few topics it rules out.
+    field = "title:" if leaf.field == "title" else ""
     if isinstance(leaf, Term):
         return [field + leaf.word]
     if isinstance(leaf, Prefix):
@@ -136,8 +138,7 @@ class TopicIndex(Generic[T]):
         self._words = frozenset(k for k in keys if ":" not in k and not k.endswith("*"))
         self._stems = frozenset(k.rpartition(":")[2][:-1] for k in keys if k.endswith("*"))
         self._stem_lengths = tuple(sorted({len(stem) for stem in self._stems}))
-        self._scoped = {field: frozenset(k.partition(":")[2] for k in keys if k.startswith(f"{field}:"))
-                        for field in FIELDS}
+        self._title = frozenset(k.partition(":")[2] for k in keys if k.startswith("title:"))
         self._known = _Stemmed()
 
     def __len__(self) -> int:
@@ -150,12 +151,11 @@ class TopicIndex(Generic[T]):
         stems = self._stemmed(words) if self._stems else {}
         for keys in stems.values():
             present.update(keys)
-        for field, scoped in self._scoped.items():
-            if scoped:
-                field_words = doc.field(field).wordset
-                present.update(f"{field}:{key}" for key in field_words & scoped)
-                present.update(scoped_key for word, keys in stems.items() if word in field_words for key in keys
-                               if (scoped_key := f"{field}:{key}") in self._keys)
+        if self._title:
+            title = doc.title.wordset
+            present.update(f"title:{key}" for key in title & self._title)
+            present.update(scoped for word, keys in stems.items() if word in title for key in keys
+                           if (scoped := f"title:{key}") in self._keys)
         return present
 
     def _stemmed(self, words: frozenset[str]) -> dict[str, tuple[str, ...]]:

@@ -32,6 +32,16 @@ def test_every_command_is_documented(command: str) -> None:
     assert f"`monitor {command} -c FILE" in README
 
 
+def test_every_command_option_is_documented() -> None:
+    def commands(group: click.Group) -> list[click.Command]:
+        return [c for command in group.commands.values()
+                for c in (commands(command) if isinstance(command, click.Group) else [command])]
+    options = {opt for command in commands(main) for param in command.params if isinstance(param, click.Option)
+               for opt in param.opts if opt.startswith("--") and opt != "--config"}  # --config is `-c FILE`
+    missing = sorted(opt for opt in options if opt not in README)
+    assert not missing, f"options missing from the README: {', '.join(missing)}"
+
+
 @pytest.mark.parametrize("table, keys", [
     ("[monitor]", config._SETTINGS_KEYS), ("[server]", config._SERVER_KEYS),
     ("[[webhooks]]", config._WEBHOOK_KEYS),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 from monitor.query import And, Leaf, Near, Node, Not, Or, Phrase, Prefix, Term
@@ -81,7 +82,7 @@ def holds(node: Node) -> Holds:
     if isinstance(node, Prefix):
         return _prefix_holds(node)
     if isinstance(node, Phrase):
-        return _phrase_holds(node)
+        return _remembered(node, _phrase_holds)
     if isinstance(node, And):
         return _all([holds(child) for child in node.children])
     if isinstance(node, Or):
@@ -90,8 +91,24 @@ def holds(node: Node) -> Holds:
         inner = holds(node.child)
         return lambda doc: not inner(doc)
     if isinstance(node, Near):
-        return _near_holds(node)
+        return _remembered(node, _near_holds)
     raise TypeError(f"not a query node: {node!r}")
+
+
+@lru_cache(maxsize=100_000)
+def _remembered(node: Phrase | Near, check: Callable[[Phrase | Near], Holds]) -> Holds:
+    """`check(node)`, with its answer kept in the document for every topic that has an
+    equal node: topics by the thousand share their phrases. One function per distinct
+    node (hence the cache), and that function is the key of its answer."""
+    compute = check(node)
+
+    def remembered(doc: Document) -> bool:
+        memo = doc.memo
+        held = memo.get(remembered)
+        if held is None:
+            held = memo[remembered] = compute(doc)
+        return held
+    return remembered
 
 
 def collect(node: Node) -> Collect:
@@ -167,7 +184,8 @@ def _prefix_holds(prefix: Prefix) -> Holds:
     return lambda doc: has_prefix(doc.field(field).vocabulary, stem)
 
 
-def _phrase_holds(phrase: Phrase) -> Holds:
+def _phrase_holds(phrase: Phrase | Near) -> Holds:
+    assert isinstance(phrase, Phrase)
     plain = tuple(w for w in phrase.words if not w.endswith("*"))
     field = phrase.field
 
@@ -232,7 +250,8 @@ def _leaf_hits(leaf: Leaf, doc: Document) -> list[Hit]:
 # --- NEAR -----------------------------------------------------------------------------
 
 
-def _near_holds(near: Near) -> Holds:
+def _near_holds(near: Phrase | Near) -> Holds:
+    assert isinstance(near, Near)
     left = _any([holds(leaf) for leaf in near.left]) if len(near.left) > 1 else holds(near.left[0])
     right = _any([holds(leaf) for leaf in near.right]) if len(near.right) > 1 else holds(near.right[0])
     return lambda doc: left(doc) and right(doc) and bool(_near_hits(near, doc))

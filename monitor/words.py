@@ -161,6 +161,8 @@ class Document:
     title: FieldTokens
     summary: FieldTokens
     words: frozenset[str] = dataclasses.field(repr=False, compare=False)  # of both fields: what the index looks up
+    # What the costlier checks (phrases, NEAR) found, for the next topic that has the same one.
+    memo: dict[object, bool] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def fields(self) -> tuple[FieldTokens, FieldTokens]:

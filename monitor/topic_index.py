@@ -13,7 +13,7 @@ item could match rather than with all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Set
 from typing import Generic, TypeVar
 
 from monitor.query import And, Document, Leaf, Near, Node, Not, Or, Phrase, Prefix, Query, Term
@@ -140,6 +140,7 @@ class TopicIndex(Generic[T]):
         self._stem_lengths = tuple(sorted({len(stem) for stem in self._stems}))
         self._title = frozenset(k.partition(":")[2] for k in keys if k.startswith("title:"))
         self._known = _Stemmed()
+        self._matchers: list[Callable[[Document], list[str] | None] | None] = [None] * len(self.queries)
 
     def __len__(self) -> int:
         return len(self.topics)
@@ -193,11 +194,14 @@ class TopicIndex(Generic[T]):
         topics were given, leaving out the ordinals in `skip`: exactly what matching each
         topic's query in turn would give."""
         out = []
-        queries, topics = self.queries, self.topics
+        topics, matchers = self.topics, self._matchers
         for ordinal in self.candidates(doc):
             if ordinal in skip:
                 continue
-            matched = queries[ordinal].match(doc)
+            match = matchers[ordinal]
+            if match is None:  # compiled on first use, by whichever thread gets there
+                match = matchers[ordinal] = self.queries[ordinal].matcher.match
+            matched = match(doc)
             if matched:
                 out.append((topics[ordinal], matched))
         return out

@@ -176,15 +176,22 @@ def test_webhook(config_path: Path, name: str) -> None:
 @main.command()
 @CONFIG_OPTION
 @click.option("--topic", "topic_names", multiple=True, help="Only this topic (repeatable).")
+@click.option("--explain", is_flag=True,
+              help="Also show, per item and topic, which clauses held and which failed.")
 @click.argument("source")
 @user_errors
-def match(config_path: Path, topic_names: tuple[str, ...], source: str) -> None:
+def match(config_path: Path, topic_names: tuple[str, ...], explain: bool, source: str) -> None:
     """Dry run: show which topics each item of SOURCE (a feed file or URL) matches."""
+    from monitor.explain import explain as explain_match
+    from monitor.explain import render
+    from monitor.topic_index import TopicIndex
+
     config = configure(config_path)
     topics = [t for t in config.topics if not topic_names or t.name in topic_names]
     unknown = set(topic_names) - {t.name for t in config.topics}
     if unknown:
         fail(f"no topic named {', '.join(sorted(unknown))}")
+    index = TopicIndex((t, t.query) for t in topics)
     body, url, headers = read_source(source, config)
     parsed = parse_feed(body, url=url, headers=headers)
     if parsed.problem:
@@ -192,13 +199,23 @@ def match(config_path: Path, topic_names: tuple[str, ...], source: str) -> None:
     hits = 0
     for item in parsed.items:
         doc = prepare(item.title, item.summary)
-        matches = [(t.name, m) for t in topics if (m := t.query.match(doc))]
+        matches = index.matches(doc)
         hits += bool(matches)
         click.echo(f"{'*' if matches else ' '} {item.title or '(untitled)'}")
         if item.link:
             click.echo(f"    {item.link}")
-        for name, words in matches:
-            click.echo(f"    → {name}: {', '.join(words)}")
+        if not explain:
+            for topic, words in matches:
+                click.echo(f"    → {topic.name}: {', '.join(words)}")
+            continue
+        matched = {topic.name: words for topic, words in matches}
+        # Besides the matches, the topics that hold a word they need but did not match
+        # (or every topic named with --topic): the others cannot match this item.
+        for ordinal in range(len(topics)) if topic_names else index.candidates(doc):
+            topic = topics[ordinal]
+            found = matched.get(topic.name)
+            click.echo(f"    → {topic.name}: {', '.join(found)}" if found else f"    ✗ {topic.name}: no match")
+            click.echo("\n".join(render(explain_match(topic.query, doc), "        ")))
     click.echo(f"{len(parsed.items)} items, {hits} matching")
 
 

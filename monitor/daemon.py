@@ -364,7 +364,8 @@ class Daemon:
                           problem=f"{key} cannot change while running; restart instead")
                     return
             try:
-                await asyncio.to_thread(self.service.apply, Runtime.of(config), self.instance)
+                runtime = await asyncio.to_thread(Runtime.of, config)  # compiles the query index
+                await asyncio.to_thread(self.service.apply, runtime, self.instance)
             except MonitorError as e:
                 event("reload_refused", logging.ERROR, problem=str(e))
                 return

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor.config import WebhookConfig
+from monitor.snippet import SNIPPET_LIMIT, snippet
 
 SUMMARY_LIMIT = 1000  # SPEC: the json summary is at most 1000 chars; chat formats share it
 JSON = "application/json"
@@ -172,6 +173,7 @@ def _json_payload(message: AlertMessage) -> dict[str, Any]:
                 "feed": {"name": message.feed_name, "url": message.feed_url},
             },
             "matched": list(message.matched),
+            "snippet": snippet(message.title, message.summary, message.matched).text,
         },
     }
 
@@ -454,8 +456,9 @@ DIGEST_CAPACITY = {
 def digest_entry_cost(format_: str, title: str, url: str | None, summary: str) -> int:
     """About how much of a message one entry takes (bytes for ntfy, chars elsewhere)."""
     text = title[:DIGEST_TITLE] + (url or "")
-    if format_ == "json":  # whole titles, and the feed's name, url and the guid besides
-        return len(title) + len(url or "") + min(len(summary), DIGEST_SUMMARY) + 600
+    if format_ == "json":  # whole titles, the snippet, and the feed's name, url and the guid besides
+        snippet_cost = min(SNIPPET_LIMIT, len(title) + len(summary))  # a piece of the title or summary
+        return len(title) + len(url or "") + min(len(summary), DIGEST_SUMMARY) + snippet_cost + 600
     if format_ == "ntfy":
         return len(text.encode()) + DIGEST_FEED + 80
     if format_ == "discord":  # Discord counts embed text, not URLs, against its limit

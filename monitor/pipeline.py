@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.batching import Batcher, Unchanged
 from monitor.cadence import Cadence, Pace, adaptive, fixed, observe, server_floor
-from monitor.config import FEED_HEALTH, Config, Settings, TopicConfig, format_duration
+from monitor.config import FEED_HEALTH, Config, Settings, format_duration
 from monitor.errors import FetchError, LeaseLost
 from monitor.fetch import Fetcher, FetchResult
 from monitor.formats import new_alert_id
@@ -232,8 +232,8 @@ class Pipeline:
         now = self.clock()
         fresh, buried = self._unseen(feed, poll.read.identified)
         may_alert = alerting_items([i.item for i in fresh], baselined=feed.baselined, config=config, now=now)
-        topics = runtime.topics_for(feed.url)
-        new_items = [self._new_item(runtime, identified, topics if n in may_alert else (), now)
+        skipped = runtime.topics_skipped(feed.url)
+        new_items = [self._new_item(runtime, identified, skipped if n in may_alert else None, now)
                      for n, identified in enumerate(fresh)]
         pace = observe(feed.pace, now=now, published=[item.published for item in parsed.items], new=len(fresh))
         cadence = self._cadence(config.settings, feed, pace, now, server_floor(result.headers, parsed.ttl, now))
@@ -273,17 +273,16 @@ class Pipeline:
         return fresh, known.buried
 
     @staticmethod
-    def _new_item(runtime: Runtime, identified: Identified, topics: tuple[TopicConfig, ...],
+    def _new_item(runtime: Runtime, identified: Identified, skipped: frozenset[int] | None,
                   now: datetime) -> NewItem:
+        """`skipped`: the topics that do not watch the feed; None: no matching at all."""
         item = identified.item
         intents: list[AlertIntent] = []
-        if topics:
+        if skipped is not None:
             doc = prepare(item.title, item.summary)
-            for topic in topics:
-                matched = topic.query.match(doc)
-                if matched:
-                    intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
-                                for hook in runtime.webhooks_for(topic)]
+            for topic, matched in runtime.topic_index.matches(doc, skipped):
+                intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
+                            for hook in runtime.webhooks_for(topic)]
         story, *aliases = identified.stories
         return NewItem(
             key=identified.key, story_key=story, story_aliases=tuple(aliases), guid=item.guid,

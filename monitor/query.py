@@ -1,146 +1,30 @@
-"""Topic query language: text → compiled matcher (pure)."""
+"""Topic query language: text → syntax tree → compiled matcher, and back to text (pure)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import unicodedata
-from bisect import bisect_left
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
-from typing import NamedTuple, NoReturn
+from functools import cached_property
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from monitor.errors import QuerySyntaxError
+from monitor.words import Document as Document
+from monitor.words import prepare as prepare
+from monitor.words import tokenise
+
+if TYPE_CHECKING:
+    from monitor.matching import Matcher
 
 FIELDS = ("title", "summary")
+MAX_DEPTH = 50  # nested groups and field prefixes: deeper is no query, and would exhaust the stack
 
-_APOSTROPHES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'"})
-_POSSESSIVE = re.compile(r"(?<=[^\W_])'s(?![^\W_])", re.IGNORECASE)
-_WORD = re.compile(r"[^\W_]+")
-
-
-def _words(text: str) -> list[str]:
-    """Split text into normalised words, case kept: NFKD, every combining mark dropped
-    (é → e, й → и), NFC, curly apostrophes straightened, a possessive 's removed, then
-    runs of letters and digits (`_`, hyphens, slashes and punctuation separate words)."""
-    text = unicodedata.normalize("NFKD", text)
-    if not text.isascii():
-        # isascii() first: it is far cheaper than a category lookup, and most text is ASCII.
-        bare = "".join([c for c in text if c.isascii() or unicodedata.category(c)[0] != "M"])
-        # NFC puts back what NFKD took apart without a mark, e.g. Hangul syllables.
-        text = unicodedata.normalize("NFC", bare).translate(_APOSTROPHES)
-    return _WORD.findall(_POSSESSIVE.sub("", text))
-
-
-def _fits(candidate: str, word: str) -> bool:
-    """Whether `candidate` is `word`, or starts with it when `word` ends in `*`."""
-    if word.endswith("*"):
-        return candidate.startswith(word[:-1])
-    return candidate == word
+# The syntax tree. Nodes are plain data, compared by what they mean (not by where they
+# stand in the query text); monitor.matching turns a tree into the functions that match.
 
 
 @dataclass(frozen=True)
-class FieldTokens:
-    """One field of an item as words, plus the index that makes many queries cheap."""
-
-    name: str                       # "title" or "summary"
-    words: tuple[str, ...]          # folded
-    originals: tuple[str, ...]      # the same words with their case kept
-    index: dict[str, list[int]]     # folded word → positions, ascending
-    vocabulary: tuple[str, ...]     # the index's words, sorted, for prefix lookups
-
-    def find(self, word: str, exact: str | None) -> Sequence[int]:
-        """Positions of `word` (folded; a trailing `*` makes it a prefix), ascending;
-        `exact`, when given, must also fit the word with its case kept."""
-        if word.endswith("*"):
-            found: Sequence[int] = sorted(
-                p for w in self._starting(word[:-1]) for p in self.index[w]
-            )
-        else:
-            found = self.index.get(word, ())
-        if exact is None:
-            return found
-        return [p for p in found if _fits(self.originals[p], exact)]
-
-    def fits(self, position: int, word: str, exact: str | None) -> bool:
-        """Whether the word at `position` is `word` (and `exact`, when given)."""
-        return (
-            position < len(self.words)
-            and _fits(self.words[position], word)
-            and (exact is None or _fits(self.originals[position], exact))
-        )
-
-    def _starting(self, stem: str) -> Iterator[str]:
-        for word in islice(self.vocabulary, bisect_left(self.vocabulary, stem), None):
-            if not word.startswith(stem):
-                return
-            yield word
-
-
-@dataclass(frozen=True)
-class Document:
-    """An item's title and summary, tokenised once and matched against many queries."""
-
-    title: FieldTokens
-    summary: FieldTokens
-
-    @property
-    def fields(self) -> tuple[FieldTokens, FieldTokens]:
-        """Both fields, title first: the order in which prefix matches are reported."""
-        return (self.title, self.summary)
-
-
-def _field_tokens(name: str, text: str) -> FieldTokens:
-    originals = tuple(_words(text))
-    words = tuple(w.casefold() for w in originals)
-    index: dict[str, list[int]] = {}
-    for position, word in enumerate(words):
-        index.setdefault(word, []).append(position)
-    return FieldTokens(name, words, originals, index, tuple(sorted(index)))
-
-
-def prepare(title: str, summary: str) -> Document:
-    """Tokenise an item once (normalise, fold case/diacritics, drop possessive 's).
-
-    Each field keeps its words twice: casefolded, for ordinary terms, and with case kept,
-    for `{...}` terms, which thus compare case exactly but still ignore diacritics."""
-    return Document(_field_tokens("title", title), _field_tokens("summary", summary))
-
-
-# (column of the term in the query, what to report): the column orders the report.
-Hit = tuple[int, str]
-
-
-class Span(NamedTuple):
-    """Where a leaf occurs in one field: first and last word positions, inclusive."""
-
-    start: int
-    end: int
-    column: int
-    label: str
-
-
-class _Leaf:
-    """Shared matching for Term, Prefix and Phrase: a leaf is a set of spans."""
-
-    field: str | None
-    column: int
-
-    def hits(self, doc: Document) -> list[Hit] | None:
-        found = [(s.column, s.label) for tokens in doc.fields for s in self.spans(tokens)]
-        return found or None
-
-    def spans(self, tokens: FieldTokens) -> Iterator[Span]:
-        """Occurrences in `tokens`; none when the leaf is restricted to another field."""
-        return self._spans(tokens) if self.field in (None, tokens.name) else iter(())
-
-    def _spans(self, tokens: FieldTokens) -> Iterator[Span]:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Term(_Leaf):
+class Term:
     """One word. Reported as the query wrote it."""
 
     word: str                       # folded
@@ -149,13 +33,9 @@ class Term(_Leaf):
     field: str | None = None        # "title" or "summary"; None: either
     column: int = dataclasses.field(default=0, compare=False, repr=False)
 
-    def _spans(self, tokens: FieldTokens) -> Iterator[Span]:
-        for p in tokens.find(self.word, self.exact):
-            yield Span(p, p, self.column, self.label)
-
 
 @dataclass(frozen=True)
-class Prefix(_Leaf):
+class Prefix:
     """Any word starting with `stem`. Reported as the item wrote the word."""
 
     stem: str                       # folded, without the `*`
@@ -163,14 +43,9 @@ class Prefix(_Leaf):
     field: str | None = None
     column: int = dataclasses.field(default=0, compare=False, repr=False)
 
-    def _spans(self, tokens: FieldTokens) -> Iterator[Span]:
-        exact = None if self.exact is None else self.exact + "*"
-        for p in tokens.find(self.stem + "*", exact):
-            yield Span(p, p, self.column, tokens.originals[p])
-
 
 @dataclass(frozen=True)
-class Phrase(_Leaf):
+class Phrase:
     """Consecutive words; a word ending in `*` is a prefix. Reported as the query wrote
     it, or as the item wrote it when it holds a prefix."""
 
@@ -179,18 +54,6 @@ class Phrase(_Leaf):
     exact: tuple[str, ...] | None = None
     field: str | None = None
     column: int = dataclasses.field(default=0, compare=False, repr=False)
-
-    def _spans(self, tokens: FieldTokens) -> Iterator[Span]:
-        exact = self.exact or (None,) * len(self.words)
-        last = len(self.words) - 1
-        for p in tokens.find(self.words[0], exact[0]):
-            if all(tokens.fits(p + k, self.words[k], exact[k]) for k in range(1, last + 1)):
-                yield Span(p, p + last, self.column, self._label(tokens, p))
-
-    def _label(self, tokens: FieldTokens, start: int) -> str:
-        if any(w.endswith("*") for w in self.words):
-            return " ".join(tokens.originals[start : start + len(self.words)])
-        return self.label
 
 
 Leaf = Term | Prefix | Phrase
@@ -203,15 +66,6 @@ class And:
     children: tuple[Node, ...]
     column: int = dataclasses.field(default=0, compare=False, repr=False)
 
-    def hits(self, doc: Document) -> list[Hit] | None:
-        found: list[Hit] = []
-        for child in self.children:
-            got = child.hits(doc)
-            if got is None:
-                return None
-            found += got
-        return found
-
 
 @dataclass(frozen=True)
 class Or:
@@ -220,11 +74,6 @@ class Or:
     children: tuple[Node, ...]
     column: int = dataclasses.field(default=0, compare=False, repr=False)
 
-    def hits(self, doc: Document) -> list[Hit] | None:
-        # Every branch is tried so that each present alternative is reported.
-        results = [got for child in self.children if (got := child.hits(doc)) is not None]
-        return [hit for got in results for hit in got] if results else None
-
 
 @dataclass(frozen=True)
 class Not:
@@ -232,9 +81,6 @@ class Not:
 
     child: Node
     column: int = dataclasses.field(default=0, compare=False, repr=False)
-
-    def hits(self, doc: Document) -> list[Hit] | None:
-        return [] if self.child.hits(doc) is None else None
 
 
 @dataclass(frozen=True)
@@ -250,34 +96,14 @@ class Near:
     distance: int
     column: int = dataclasses.field(default=0, compare=False, repr=False)
 
-    def hits(self, doc: Document) -> list[Hit] | None:
-        found: list[Hit] = []
-        for tokens in doc.fields:
-            rights = [s for leaf in self.right for s in leaf.spans(tokens)]
-            if not rights:
-                continue
-            for a in (s for leaf in self.left for s in leaf.spans(tokens)):
-                for b in rights:
-                    if 1 <= _gap(a, b) <= self.distance:
-                        found += [(a.column, a.label), (b.column, b.label)]
-        return found or None
-
-
-def _gap(a: Span, b: Span) -> int:
-    """Position difference between the nearest words of two spans; 0 if they overlap."""
-    if a.end < b.start:
-        return b.start - a.end
-    if b.end < a.start:
-        return a.start - b.end
-    return 0
-
 
 Node = Term | Prefix | Phrase | And | Or | Not | Near
 
 
 @dataclass(frozen=True)
 class Query:
-    """A compiled query. `source` is the text it came from; `root` its syntax tree."""
+    """A compiled query. `source` is the text it came from; `root` its syntax tree;
+    str() gives its canonical text, which compiles to an equal tree."""
 
     source: str
     root: Node
@@ -288,14 +114,17 @@ class Query:
         terms never appear; a prefix reports the item's words as written; labels that
         differ only in case count as duplicates. Never an empty list: compile_query
         refuses queries that could match without a positive term."""
-        found = self.root.hits(doc)
-        if found is None:
-            return None
-        found.sort(key=lambda hit: hit[0])
-        labels: dict[str, str] = {}
-        for _, label in found:
-            labels.setdefault(label.casefold(), label)
-        return list(labels.values())
+        return self.matcher.match(doc)
+
+    @cached_property
+    def matcher(self) -> Matcher:
+        """The tree compiled into matching functions, on first use."""
+        from monitor.matching import compile_matcher  # it builds on the node types above
+
+        return compile_matcher(self.root)
+
+    def __str__(self) -> str:
+        return unparse(self.root)
 
 
 def compile_query(text: str) -> Query:
@@ -381,24 +210,26 @@ def _lex_minus(query: str, start: int, tokens: list[_Token]) -> int:
 
 def _lex_run(query: str, start: int, tokens: list[_Token]) -> int:
     """A bare run of characters: a field prefix, an operator or a word."""
-    end = start
-    while end < len(query) and not query[end].isspace() and query[end] not in _RUN_ENDS:
-        end += 1
-    run = query[start:end]
     column = start + 1
-    prefix = _FIELD_PREFIX.match(run)
+    # The prefix is matched in place, not in a copy of the run: "title:title:..." would
+    # otherwise copy the rest of the query once per prefix.
+    prefix = _FIELD_PREFIX.match(query, start)
     if prefix:
-        after = query[start + prefix.end() : start + prefix.end() + 1]
+        after = query[prefix.end() : prefix.end() + 1]
         attached = bool(after) and not after.isspace()
         if prefix.group()[:-1] in FIELDS:
             if not attached:
                 raise QuerySyntaxError(query, column, f'expected a term after "{prefix.group()}"')
             tokens.append(_Token("field", prefix.group(), column))
-            return start + prefix.end()
+            return prefix.end()
         if attached:
             raise QuerySyntaxError(
                 query, column, f'unknown field "{prefix.group()}" (use title: or summary:)'
             )
+    end = start
+    while end < len(query) and not query[end].isspace() and query[end] not in _RUN_ENDS:
+        end += 1
+    run = query[start:end]
     if run in ("AND", "OR", "NOT"):
         tokens.append(_Token(run, run, column))
     elif run == "NEAR" or run.startswith("NEAR/"):
@@ -431,6 +262,7 @@ class _Parser:
         self.query = query
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0  # groups and field prefixes open around the current token
 
     def parse(self) -> Node:
         if self._peek().kind == "end":
@@ -475,13 +307,19 @@ class _Parser:
     def _primary(self, field: str | None) -> Node:
         before = self.tokens[self.pos - 1] if self.pos else None
         token = self._advance()
-        if token.kind == "field":
-            name = token.text[:-1]
-            if field not in (None, name):
-                self._fail(token.column, f'"{token.text}" inside "{field}:"')
-            return self._primary(name)
-        if token.kind == "(":
-            return self._group(token, field)
+        if token.kind in ("field", "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                self._fail(token.column, f"nested more than {MAX_DEPTH} deep")
+            try:
+                if token.kind == "(":
+                    return self._group(token, field)
+                name = token.text[:-1]
+                if field not in (None, name):
+                    self._fail(token.column, f'"{token.text}" inside "{field}:"')
+                return self._primary(name)
+            finally:
+                self.depth -= 1
         if token.kind in ("word", "phrase", "exact"):
             return _leaf(self.query, token, field)
         self._missing_term(before, token)
@@ -569,10 +407,60 @@ def _query_words(query: str, text: str, start: int) -> list[str]:
         star = body.find("*")
         if star != -1 and star != len(body) - 1:
             raise QuerySyntaxError(query, start + chunk.start() + star, '"*" may only end a word')
-        found = _words(body.removesuffix("*"))
+        found = tokenise(body.removesuffix("*"))
         if star != -1:
             if not found:
                 raise QuerySyntaxError(query, start + chunk.start() + star, '"*" must follow a word')
             found[-1] += "*"
         words += found
     return words
+
+
+# --- printing -----------------------------------------------------------------------
+
+
+def unparse(node: Node) -> str:
+    """The canonical text of a tree: compiling it gives an equal tree. Operators upper
+    case, NOT rather than -, a field prefix on each term, groups only where needed
+    (and around an AND inside an OR, for the reader)."""
+    if isinstance(node, (Term, Prefix, Phrase)):
+        return _leaf_text(node)
+    if isinstance(node, Not):
+        return f"NOT {_primary_text(node.child)}"
+    if isinstance(node, And):
+        return " AND ".join(f"({unparse(c)})" if isinstance(c, (And, Or)) else unparse(c) for c in node.children)
+    if isinstance(node, Or):
+        return " OR ".join(f"({unparse(c)})" if isinstance(c, (And, Or)) else unparse(c) for c in node.children)
+    if isinstance(node, Near):
+        return f"{_operand_text(node.left)} NEAR/{node.distance} {_operand_text(node.right)}"
+    raise TypeError(f"not a query node: {node!r}")
+
+
+def _primary_text(node: Node) -> str:
+    return unparse(node) if isinstance(node, (Term, Prefix, Phrase)) else f"({unparse(node)})"
+
+
+def _operand_text(leaves: tuple[Leaf, ...]) -> str:
+    text = " OR ".join(_leaf_text(leaf) for leaf in leaves)
+    return text if len(leaves) == 1 else f"({text})"
+
+
+def _leaf_text(leaf: Leaf) -> str:
+    field = f"{leaf.field}:" if leaf.field else ""
+    if isinstance(leaf, Prefix):
+        stem = f"{leaf.stem}*" if leaf.exact is None else f"{{{leaf.exact}*}}"
+        return field + stem
+    if leaf.exact is not None:
+        return f"{field}{{{leaf.label}}}"
+    if isinstance(leaf, Term) and _bare(leaf.label):
+        return field + leaf.label
+    return f'{field}"{leaf.label}"'
+
+
+def _bare(word: str) -> bool:
+    """Whether `word` reads back, unquoted, as that one word."""
+    try:
+        tokens = _lex(word)
+    except QuerySyntaxError:
+        return False
+    return len(tokens) == 2 and tokens[0].kind == "word" and tokens[0].text == word

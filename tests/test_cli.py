@@ -118,6 +118,22 @@ def test_match_shows_topics_and_words_without_touching_state(tmp_path: Path) -> 
     assert unknown.returncode == 2 and "no topic named nope" in unknown.stderr
 
 
+def test_match_explain_shows_which_clauses_held(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(rss([
+        {"title": "Envoys agree ceasefire", "guid": "1"},
+        {"title": "Peace and talks", "guid": "2"},
+    ]))
+    result = monitor("match", "-c", str(write(tmp_path)), "--explain", str(feed))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "* Envoys agree ceasefire\n    → peace: ceasefire\n" in out
+    assert '✓ ceasefire (title)' in out and '✗ "peace talks"' in out
+    # a candidate that holds the words of its phrase but not in order: shown, not matched
+    assert "  Peace and talks\n    ✗ peace: no match\n" in out
+    assert out.rstrip().endswith("2 items, 1 matching")
+
+
 def test_match_fetches_a_url(tmp_path: Path) -> None:
     with FeedServer() as server:
         server.set("/f.xml", rss([{"title": "Ceasefire holds", "guid": "1"}]))

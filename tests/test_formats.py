@@ -62,6 +62,7 @@ def test_json_payload_is_exactly_the_spec_shape() -> None:
                 "feed": {"name": "Example World", "url": "https://news.example.org/world/rss.xml"},
             },
             "matched": ["peace talks", "Putin", "Zelensky"],
+            "snippet": "Putin & Zelensky <agree> to \"peace talks\"",
         },
     }
 

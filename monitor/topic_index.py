@@ -1,0 +1,225 @@
+"""The query index (a presearcher): which topics an item could match, from its words alone (pure).
+
+Like Lucene's Monitor (Luwak) and Elasticsearch's percolator it indexes the queries, not
+the items. Each compiled query yields groups of keys, and an item can match the query
+only if it holds a key of every group. A key is a folded word, a prefix stem written
+`stem*`, either of them restricted to the title as `title:word` or `title:stem*`. Each
+topic is filed under the keys of its most selective group; per item, the index looks up
+the topics filed under the item's keys, keeps those whose other groups the item also
+holds (set operations), and runs the exact matcher on those alone. So the result is the
+same as matching every topic, in the same order, at a cost that grows with the topics an
+item could match rather than with all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Set
+from typing import Generic, TypeVar
+
+from monitor.query import And, Document, Leaf, Near, Node, Not, Or, Phrase, Prefix, Query, Term
+
+T = TypeVar("T")
+
+# Words so frequent in English text that a query leaning on one would be checked for most
+# items: when a query offers a choice (the children of an AND, the sides of a NEAR, the
+# words of a phrase), one of these is the last resort. Only the choice depends on them.
+COMMON_WORDS = frozenset("""
+a about after against all also an and any are as at be been before but by can could did do
+does for from had has have he her his how i if in into is it its just may more most new no
+not now of off on one only or other our out over says said she so some than that the their
+them then there these they this to too two up us was we were what when where which while
+who why will with would year years you your
+""".split())
+
+Group = frozenset[str]  # keys: an item must hold one of them
+Requirement = tuple[Group, ...]  # an item must hold a key of every group
+
+
+def requirement(node: Node) -> Requirement:
+    """What an item must contain for `node` to hold: groups of keys, an item must hold a
+    key of each. No groups: the node can hold with none of its words (a NOT).
+
+    A word is its own group, and so is each word of a phrase. AND: the groups of all its
+    children. OR: one group, each child's most selective group joined; none if a child has
+    none. NEAR: one group per side, of its alternatives' most selective groups. `{...}`
+    case, word order and distance are left to the exact matcher."""
+    if isinstance(node, (Term, Prefix, Phrase)):
+        return tuple(frozenset((key,)) for key in dict.fromkeys(_leaf_keys(node)))
+    if isinstance(node, Not):
+        return ()
+    if isinstance(node, And):
+        return _distinct(group for child in node.children for group in requirement(child))
+    if isinstance(node, Or):
+        either = _any_of(node.children)
+        return () if either is None else (either,)
+    if isinstance(node, Near):
+        sides = (_any_of(node.left), _any_of(node.right))
+        return _distinct(side for side in sides if side is not None)
+    raise TypeError(f"not a query node: {node!r}")
+
+
+def _leaf_keys(leaf: Leaf) -> list[str]:
+    # Only the title is worth a key of its own: the summary is most of an item, and a set
+    # of its words per item would cost more than the few topics it rules out.
+    field = "title:" if leaf.field == "title" else ""
+    if isinstance(leaf, Term):
+        return [field + leaf.word]
+    if isinstance(leaf, Prefix):
+        return [f"{field}{leaf.stem}*"]
+    return [field + word for word in leaf.words]
+
+
+def _any_of(alternatives: Iterable[Node]) -> Group | None:
+    """One group that an item holding any of `alternatives` holds a key of."""
+    keys: set[str] = set()
+    for alternative in alternatives:
+        groups = requirement(alternative)
+        if not groups:
+            return None
+        keys |= min(groups, key=cost)
+    return frozenset(keys)
+
+
+def _distinct(groups: Iterable[Group]) -> Requirement:
+    return tuple(dict.fromkeys(groups))
+
+
+def cost(keys: Iterable[str]) -> float:
+    """A guess at how many items hold one of `keys`, relative: longer words are rarer, a
+    short stem opens onto many words, a common word is nearly everywhere, and a title is
+    a small part of an item."""
+    return sum(_key_cost(key) for key in keys)
+
+
+def _key_cost(key: str) -> float:
+    field, _, word = key.rpartition(":")  # a word has no ":"; a field prefix ends in one
+    scale = 0.5 if field == "title" else 1.0
+    if word.endswith("*"):
+        stem = word[:-1]
+        return scale * (1.0 if len(stem) <= 2 or stem in COMMON_WORDS else 2.0 * 0.7 ** len(stem))
+    if word in COMMON_WORDS:
+        return scale
+    if word.isdigit():  # years and counts recur
+        return scale * 0.5
+    return scale * 0.7 ** len(word)
+
+
+class TopicIndex(Generic[T]):
+    """Topics (anything, each with its compiled query) indexed by the keys of their
+    queries; built once per config, then read by any number of threads."""
+
+    def __init__(self, topics: Iterable[tuple[T, Query]]):
+        entries = list(topics)
+        self.topics: tuple[T, ...] = tuple(topic for topic, _ in entries)
+        self.queries: tuple[Query, ...] = tuple(query for _, query in entries)
+        plain: dict[str, list[int]] = {}  # key → the topics filed under it that need nothing else
+        checked: dict[str, list[tuple[int, Requirement]]] = {}  # key → (topic, its other groups)
+        always: list[int] = []
+        keys: set[str] = set()
+        for ordinal, query in enumerate(self.queries):
+            groups = sorted(requirement(query.root), key=cost)
+            if not groups:
+                always.append(ordinal)
+                continue
+            others = tuple(groups[1 : 1 + _CHECKED])
+            for key in groups[0]:
+                if others:
+                    checked.setdefault(key, []).append((ordinal, others))
+                else:
+                    plain.setdefault(key, []).append(ordinal)
+            keys.update(*groups[: 1 + _CHECKED])
+        self._plain = plain
+        self._checked = checked
+        self.always: tuple[int, ...] = tuple(always)  # checked for every item
+        # Sets, not dict views: `words & dict.keys()` copies every key into a new set first.
+        self._plain_keys = frozenset(plain)
+        self._checked_keys = frozenset(checked)
+        self._keys = frozenset(keys)
+        self._words = frozenset(k for k in keys if ":" not in k and not k.endswith("*"))
+        self._stems = frozenset(k.rpartition(":")[2][:-1] for k in keys if k.endswith("*"))
+        self._stem_lengths = tuple(sorted({len(stem) for stem in self._stems}))
+        self._title = frozenset(k.partition(":")[2] for k in keys if k.startswith("title:"))
+        self._known = _Stemmed()
+        self._matchers: list[Callable[[Document], list[str] | None] | None] = [None] * len(self.queries)
+
+    def __len__(self) -> int:
+        return len(self.topics)
+
+    def keys_in(self, doc: Document) -> set[str]:
+        """The index's keys that `doc` holds."""
+        words = doc.words
+        present = set(words & self._words)
+        stems = self._stemmed(words) if self._stems else {}
+        for keys in stems.values():
+            present.update(keys)
+        if self._title:
+            title = doc.title.wordset
+            present.update(f"title:{key}" for key in title & self._title)
+            present.update(scoped for word, keys in stems.items() if word in title for key in keys
+                           if (scoped := f"title:{key}") in self._keys)
+        return present
+
+    def _stemmed(self, words: frozenset[str]) -> dict[str, tuple[str, ...]]:
+        """Of `words`, those that start with one of the index's stems, each with its keys `stem*`."""
+        known = self._known
+        if len(known.seen) >= _STEMMED_MAX:  # a bound for a daemon that reads for months
+            known = self._known = _Stemmed()
+        stems, seen = known.stems, known.seen
+        for word in words - seen:
+            found = tuple(word[:n] + "*" for n in self._stem_lengths if n <= len(word) and word[:n] in self._stems)
+            if found:
+                stems[word] = found  # before `seen`: a reader that finds the word seen finds its stems
+                known.stemmed.add(word)
+            seen.add(word)
+        return {word: stems[word] for word in words & known.stemmed}
+
+    def candidates(self, doc: Document) -> list[int]:
+        """Ordinals, ascending, of the topics that could match `doc`; no other can."""
+        present = self.keys_in(doc)
+        found: set[int] = set(self.always)
+        plain, checked = self._plain, self._checked
+        for key in present & self._plain_keys:
+            found.update(plain[key])
+        for key in present & self._checked_keys:
+            for ordinal, others in checked[key]:
+                for group in others:
+                    if present.isdisjoint(group):
+                        break
+                else:
+                    found.add(ordinal)
+        return sorted(found)
+
+    def matches(self, doc: Document, skip: Set[int] = frozenset()) -> list[tuple[T, list[str]]]:
+        """(topic, matched words) for every topic that matches `doc`, in the order the
+        topics were given, leaving out the ordinals in `skip`: exactly what matching each
+        topic's query in turn would give."""
+        out = []
+        topics, matchers = self.topics, self._matchers
+        for ordinal in self.candidates(doc):
+            if ordinal in skip:
+                continue
+            match = matchers[ordinal]
+            if match is None:  # compiled on first use, by whichever thread gets there
+                match = matchers[ordinal] = self.queries[ordinal].matcher.match
+            matched = match(doc)
+            if matched:
+                out.append((topics[ordinal], matched))
+        return out
+
+    def requirement(self, ordinal: int) -> Requirement:
+        """The groups of keys the topic's query needs, most selective first, for explaining."""
+        return tuple(sorted(requirement(self.queries[ordinal].root), key=cost))
+
+
+class _Stemmed:
+    """Which item words start with which of the index's stems, learnt as words are met:
+    news reuses its words, so each word is checked against the stems once."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.stems: dict[str, tuple[str, ...]] = {}  # word → its keys `stem*`, when it has any
+        self.stemmed: set[str] = set()  # the words in `stems`
+
+
+_CHECKED = 3  # groups besides the filed one checked per candidate: enough to rule most out
+_STEMMED_MAX = 200_000

@@ -39,15 +39,15 @@ class Matcher:
         self.collect(doc, found)
         if len(found) == 1:
             return [found[0][1]]
-        found.sort(key=_column)
-        labels: dict[str, str] = {}
-        for _, label in found:
-            labels.setdefault(label.casefold(), label)
-        return list(labels.values())
+        return _report(found)
 
 
-def _column(hit: Hit) -> int:
-    return hit[0]
+def _report(hits: list[Hit]) -> list[str]:
+    """The matched words in query order, each once (case aside)."""
+    labels: dict[str, str] = {}
+    for _, label in sorted(hits, key=lambda hit: hit[0]):
+        labels.setdefault(label.casefold(), label)
+    return list(labels.values())
 
 
 def compile_matcher(root: Node) -> Matcher:
@@ -68,11 +68,7 @@ def _fixed(root: Node) -> tuple[str, ...] | None:
 
     if not visit(root) or not hits:
         return None
-    hits.sort(key=_column)
-    labels: dict[str, str] = {}
-    for _, label in hits:
-        labels.setdefault(label.casefold(), label)
-    return tuple(labels.values())
+    return tuple(_report(hits))
 
 
 def holds(node: Node) -> Holds:

@@ -54,6 +54,7 @@ class Settings:
     alert_after: timedelta | None = None      # a feed failing this long sends one feed-health alert
     timeout: timedelta = timedelta(seconds=30)  # total time for one feed fetch (beyond SPEC)
     retention: timedelta = timedelta(days=90)   # items and alerts older than this are pruned
+    story_window: timedelta = timedelta(hours=72)  # how far back a report can join a story by its text
     auto_migrate: bool = False                # upgrade the schema at start instead of refusing
     log_format: str = "text"                  # text | json
 
@@ -102,6 +103,9 @@ class TopicConfig:
     title: str | None = None
     webhooks: tuple[str, ...] = ()           # () = every webhook
     feeds: tuple[str, ...] = ()              # () = every feed; entries are names, URLs or "tag:x"
+    dedupe: str = "story"                    # story: one alert per story | item: per item (URL)
+    follow_ups: bool = False                 # one more alert when the story reaches follow_up_sources
+    follow_up_sources: int = 3
 
 
 @dataclass(frozen=True)
@@ -458,12 +462,14 @@ def _hint(word: str, options: Iterable[str]) -> str:
 
 _TOP_KEYS = ("monitor", "server", "webhooks", "feeds", "topics")
 _SETTINGS_KEYS = ("database", "interval", "min_interval", "max_interval", "first_poll", "recent", "concurrency",
-                  "per_host", "host_delay", "alert_after", "timeout", "retention", "auto_migrate", "log_format")
+                  "per_host", "host_delay", "alert_after", "timeout", "retention", "story_window", "auto_migrate",
+                  "log_format")
 _SERVER_KEYS = ("listen",)
 _WEBHOOK_KEYS = ("name", "url", "format", "secret", "headers", "retry", "rate_limit", "digest",
                  "max_per_hour")
 _FEED_KEYS = ("url", "name", "interval", "tags", "alert_after")
-_TOPIC_KEYS = ("name", "title", "query", "webhooks", "feeds")
+_TOPIC_KEYS = ("name", "title", "query", "webhooks", "feeds", "dedupe", "follow_ups", "follow_up_sources")
+DEDUPE_MODES = ("story", "item")
 
 
 def _build_config(path: Path, raw: dict[str, Any], check: _Checker) -> Config:
@@ -518,6 +524,7 @@ def _settings(root: _Table, base: Path) -> Settings:
         alert_after=table.duration("alert_after"),
         timeout=table.duration("timeout") or defaults.timeout,
         retention=table.duration("retention") or defaults.retention,
+        story_window=table.duration("story_window") or defaults.story_window,
         auto_migrate=bool(table.boolean("auto_migrate")),
         log_format=table.choice("log_format", LOG_FORMATS) or defaults.log_format,
     )
@@ -741,9 +748,14 @@ def _topic(table: _Table, webhooks: list[str], feeds: list[FeedConfig]) -> Topic
     for i, ref in enumerate(feed_refs or ()):
         if not any(refers_to(ref, feed) for feed in feeds):
             table.check.add((*table.path, "feeds", i), _missing_feed_message(ref, feeds))
+    dedupe = table.choice("dedupe", DEDUPE_MODES) or "story"
+    follow_ups = bool(table.boolean("follow_ups"))
+    sources = table.integer("follow_up_sources", 2, 10_000) or 3
+    if follow_ups and dedupe == "item":
+        table.problem("follow_ups", 'needs dedupe = "story": with "item" every report alerts on its own')
     if name is None or query is None:
         return None
-    return TopicConfig(name, query, title, webhook_refs or (), feed_refs or ())
+    return TopicConfig(name, query, title, webhook_refs or (), feed_refs or (), dedupe, follow_ups, sources)
 
 
 def _query(table: _Table) -> Query | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from monitor.neardup import Fingerprint, fingerprint
 from monitor.parse import Item
 
 T = TypeVar("T")
@@ -183,6 +184,7 @@ class Identified:
     keys: tuple[str, ...]     # its key within the feed, then those earlier releases gave it
     stories: tuple[str, ...]  # its hashed story key, then those earlier releases gave it
     shared_guid: bool         # the document gives its guid to other items as well
+    fingerprint: Fingerprint | None = None  # of its text, to find other reports of its story
 
     @property
     def key(self) -> str:
@@ -201,5 +203,6 @@ def identify(items: Sequence[Item], feed_url: str) -> list[Identified]:
         shared = item.guid is not None and guids[item.guid] > 1
         keys = item_keys(item, use_guid=not shared)
         if keys[0] not in found:
-            found[keys[0]] = Identified(item, keys, hashed_story_keys(item, feed_url, keys[0]), shared)
+            found[keys[0]] = Identified(item, keys, hashed_story_keys(item, feed_url, keys[0]), shared,
+                                        fingerprint(item.title, item.summary))
     return list(found.values())

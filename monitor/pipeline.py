@@ -75,8 +75,9 @@ def feed_health_notice(runtime: Runtime, feed: FeedState, *, since: datetime, er
 
 
 def jittered(interval: timedelta, rng: random.Random) -> timedelta:
-    """±10 % so that feeds added together do not stay in lock-step forever."""
-    return interval * rng.uniform(0.9, 1.1)
+    """Up to 10 % early, so that feeds added together do not stay in lock-step forever;
+    never late, so that an item waits at most the interval (and the tick) to be seen."""
+    return interval * rng.uniform(0.9, 1.0)
 
 
 def error_backoff(interval: timedelta, errors: int, retry_after: float | None) -> timedelta:
@@ -243,6 +244,7 @@ class Pipeline:
                 result=f"{result.status} new={len(new_items)}", etag=result.etag,
                 last_modified=result.last_modified, title=parsed.title, new_items=new_items,
                 buried=buried, cadence=cadence, body_hash=poll.body_hash, moved_to=result.moved_to,
+                rules=runtime.story_rules,
             )
         except LeaseLost as e:
             return self._lease_lost(feed, e)
@@ -281,11 +283,11 @@ class Pipeline:
         if skipped is not None:
             doc = prepare(item.title, item.summary)
             for topic, matched in runtime.topic_index.matches(doc, skipped):
-                intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched))
+                intents += [AlertIntent(new_alert_id(now), topic.name, hook, tuple(matched), topic.dedupe == "story")
                             for hook in runtime.webhooks_for(topic)]
         story, *aliases = identified.stories
         return NewItem(
             key=identified.key, story_key=story, story_aliases=tuple(aliases), guid=item.guid,
             link=item.link, title=item.title, summary=item.summary, published=item.published,
-            alerts=tuple(intents),
+            alerts=tuple(intents), fingerprint=identified.fingerprint,
         )

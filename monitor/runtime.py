@@ -8,6 +8,7 @@ from datetime import timedelta
 from types import MappingProxyType
 
 from monitor.config import Config, FeedConfig, TopicConfig, WebhookConfig
+from monitor.stories import StoryRules
 from monitor.topic_index import TopicIndex
 
 
@@ -34,6 +35,7 @@ class Runtime:
     topic_index: TopicIndex[TopicConfig]  # every topic, in config order
     filtered: frozenset[int]  # the topics (ordinals in the index) with a `feeds` filter
     watched_by: Mapping[str, frozenset[int]]  # feed URL → the filtered topics that select it
+    story_rules: StoryRules
 
     @classmethod
     def of(cls, config: Config) -> Runtime:
@@ -51,6 +53,8 @@ class Runtime:
             topic_index=TopicIndex((t, t.query) for t in config.topics),
             filtered=frozenset(filtered),
             watched_by=MappingProxyType({url: frozenset(topics) for url, topics in watched_by.items()}),
+            story_rules=StoryRules(config.settings.story_window, MappingProxyType(
+                {t.name: t.follow_up_sources for t in config.topics if t.follow_ups})),
         )
 
     def topics_skipped(self, feed_url: str) -> frozenset[int] | None:

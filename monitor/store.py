@@ -35,11 +35,16 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitor import schema
+from monitor import stories as story_index
 from monitor.cadence import FIRST_GUESS, FIXED_REASON, Cadence, Pace
 from monitor.errors import LeaseLost, SchemaError, StorageError
+from monitor.formats import new_alert_id
 from monitor.log import event
 from monitor.metrics import StoreFigures
+from monitor.neardup import Fingerprint
 from monitor.schema import SchemaState
+from monitor.sql import chunks, found, insert_or_skip, new_rows
+from monitor.stories import FOLLOW_UP, Placement, Report, StoryRules, follow_up_key
 from monitor.tables import alerts, deliveries, digests, feeds, instances, items, leases, tombstones, webhook_state
 
 T = TypeVar("T")
@@ -89,6 +94,7 @@ class NewItem:
     published: datetime | None
     alerts: tuple[AlertIntent, ...]
     story_aliases: tuple[str, ...] = ()  # the story keys earlier releases gave it
+    fingerprint: Fingerprint | None = None  # its text's, to find reports of the same story
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class AlertIntent:
     topic: str
     webhook: str
     matched: tuple[str, ...]
+    per_story: bool = True  # the topic alerts once per story (dedupe = "story"), not per item
 
 
 @dataclass(frozen=True)
@@ -168,19 +175,10 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cursor.close()
 
 
-def _item_row(feed_id: int, item: NewItem, now: datetime) -> dict:
+def _item_row(feed_id: int, item: NewItem, now: datetime, story_id: int | None) -> dict:
     return dict(feed_id=feed_id, key=item.key, story_key=item.story_key, guid=item.guid,
                 link=item.link, title=item.title, summary=item.summary,
-                published=item.published, seen_at=now)
-
-
-def insert_or_skip(table: Table, dialect: str, unique: Sequence[str]) -> Any:
-    """INSERT ... ON CONFLICT (unique) DO NOTHING: the one place that speaks dialect. Only
-    that constraint is tolerated; any other conflict is still an error, never a lost row."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=list(unique))
+                published=item.published, seen_at=now, story_id=story_id)
 
 
 ITEM_IDENTITY = ("feed_id", "key")
@@ -199,13 +197,6 @@ def _returning_insert(table: Table, dialect: str, unique: tuple[str, ...]) -> An
     # Built once: the row comes as parameters, so SQLAlchemy reuses the compiled form.
     # RETURNING, not rowcount: psycopg reports -1 for a skipped ON CONFLICT row.
     return insert_or_skip(table, dialect, unique).returning(*table.primary_key.columns)
-
-
-@functools.cache
-def _new_rows(table: Table, dialect: str, unique: tuple[str, ...], column: str) -> Any:
-    """Many rows in one statement, skipping those that conflict on `unique`: `column` and
-    the primary key of each row inserted (those skipped return nothing)."""
-    return insert_or_skip(table, dialect, unique).returning(table.c[column], *table.primary_key.columns)
 
 
 def is_memory_sqlite(url: str) -> bool:
@@ -425,7 +416,7 @@ class Store:
                 # Only rows that change: a reload of 100,000 unchanged feeds writes nothing.
                 if any(getattr(row, column) != value for column, value in values.items()):
                     conn.execute(update(feeds).where(feeds.c.id == row.id).values(**values))
-            for chunk in _chunks(added):  # skipping a feed another instance, starting just now, added
+            for chunk in chunks(added):  # skipping a feed another instance, starting just now, added
                 conn.execute(insert_or_skip(feeds, conn.dialect.name, ("url",)), chunk)
             gone = [feed_id for url, feed_id in conn.execute(select(feeds.c.url, feeds.c.id).where(feeds.c.active))
                     if url not in wanted]
@@ -433,7 +424,7 @@ class Store:
                 return True
             if self._live_digests(conn, exclude=instance) - {digest}:
                 return False
-            for chunk in _chunks(gone):
+            for chunk in chunks(gone):
                 conn.execute(update(feeds).where(feeds.c.id.in_(chunk)).values(active=False))
             return True
 
@@ -503,14 +494,14 @@ class Store:
     def known_keys(self, feed_id: int, keys: Iterable[str]) -> KnownKeys:
         """Which of these item keys the feed has already recorded, pruned ones included."""
         keys = list(keys)
-        found: set[str] = set()
+        known: set[str] = set()
         with self.transaction(write=False) as conn:
-            found.update(key for key, in _found(conn, (items.c.key,), items.c.key, keys, feed_id=feed_id))
-            hashes = {key_hash(k): k for k in keys if k not in found}
-            buried: list[bytes] = [h for h, in _found(conn, (tombstones.c.key_hash,), tombstones.c.key_hash, hashes,
+            known.update(key for key, in found(conn, (items.c.key,), items.c.key, keys, feed_id=feed_id))
+            hashes = {key_hash(k): k for k in keys if k not in known}
+            buried: list[bytes] = [h for h, in found(conn, (tombstones.c.key_hash,), tombstones.c.key_hash, hashes,
                                                       feed_id=feed_id)]
-        found.update(hashes[h] for h in buried)
-        return KnownKeys(frozenset(found), tuple(buried))
+        known.update(hashes[h] for h in buried)
+        return KnownKeys(frozenset(known), tuple(buried))
 
     def record_unchanged(self, polls: Sequence[Any]) -> list[bool]:
         """Record unchanged polls (monitor.batching.Unchanged) in one transaction; for each,
@@ -527,11 +518,9 @@ class Store:
 
     def stories_in_feed(self, feed_id: int, story_keys: Iterable[str]) -> set[str]:
         """Which of these story keys the feed has items for."""
-        found: set[str] = set()
         with self.transaction(write=False) as conn:
-            found.update(story for story, in _found(conn, (items.c.story_key,), items.c.story_key, story_keys,
-                                                    feed_id=feed_id))
-        return found
+            return {story for story, in found(conn, (items.c.story_key,), items.c.story_key, story_keys,
+                                              feed_id=feed_id)}
 
     def record_poll(
         self,
@@ -548,6 +537,7 @@ class Store:
         cadence: Cadence | None = None,
         body_hash: bytes | None = None,
         moved_to: str | None = None,
+        rules: StoryRules = StoryRules(),
     ) -> int:
         """Store a successful poll in one transaction: new items, their alerts, the feed's
         new state. Returns how many alerts were actually created (duplicates of a story
@@ -568,32 +558,28 @@ class Store:
                     tombstones.c.feed_id == feed.id, tombstones.c.key_hash.in_(list(buried)),
                     tombstones.c.seen_at < now - TOMBSTONE_REFRESH,
                 ).values(seen_at=now))
-            return self._insert_new(conn, feed, new_items, now)
+            return self._insert_new(conn, feed, new_items, now, rules)
 
     @staticmethod
-    def _insert_new(conn: Connection, feed: FeedState, new_items: Sequence[NewItem], now: datetime) -> int:
-        """Insert new items and their alerts, a statement for each (not one per row); how
-        many alerts were created: a story already alerted for that topic and webhook makes
-        none, nor does an item another poller has just recorded."""
+    def _insert_new(conn: Connection, feed: FeedState, new_items: Sequence[NewItem], now: datetime,
+                    rules: StoryRules) -> int:
+        """Insert new items, their stories and their alerts, a statement for each (not one
+        per row); how many alerts were created: a story already alerted for that topic and
+        webhook makes none, nor does an item another poller has just recorded."""
         if not new_items:
             return 0
         dialect = conn.dialect.name
+        placements = story_index.place(conn, feed.id, [Report((item.story_key, *item.story_aliases), item.fingerprint)
+                                                        for item in new_items], now=now, window=rules.window)
         inserted: dict[str, int] = {key: item_id for key, item_id in conn.execute(
-            _new_rows(items, dialect, ITEM_IDENTITY, "key"), [_item_row(feed.id, item, now) for item in new_items])}
-        loud = [item for item in new_items if item.alerts and item.key in inserted]
-        if not loud:
-            return 0
-        old_stories = _buried_stories(conn, {key for item in loud for key in (item.story_key, *item.story_aliases)})
-        alerted = _alerted_under(conn, {alias for item in loud for alias in item.story_aliases})
-        rows = [
-            dict(id=a.id, item_id=inserted[item.key], story_key=item.story_key, topic=a.topic, webhook=a.webhook,
-                 matched=json.dumps(list(a.matched)), status="pending", attempts=0, next_attempt_at=now,
-                 created_at=now)
-            # Not a story alerted long ago, nor one alerted under the key an earlier release gave it.
-            for item in loud if old_stories.isdisjoint((item.story_key, *item.story_aliases))
-            for a in item.alerts if not any((alias, a.topic, a.webhook) in alerted for alias in item.story_aliases)
-        ]
-        return len(conn.execute(_new_rows(alerts, dialect, ALERT_IDENTITY, "id"), rows).all()) if rows else 0
+            new_rows(items, dialect, ITEM_IDENTITY, "key"),
+            [_item_row(feed.id, item, now, placed.story_id) for item, placed in zip(new_items, placements)])}
+        stored = [(item, placed) for item, placed in zip(new_items, placements) if item.key in inserted]
+        grown = story_index.record(conn, feed.id, [(inserted[item.key], placed, item.fingerprint)
+                                                   for item, placed in stored], now=now)
+        rows = _alert_rows(conn, [(inserted[item.key], item, placed) for item, placed in stored if item.alerts], now)
+        rows += _follow_up_rows(conn, grown, stored, inserted, rules, now)
+        return len(conn.execute(new_rows(alerts, dialect, ALERT_IDENTITY, "id"), rows).all()) if rows else 0
 
     def record_gone(self, feed: FeedState, *, now: datetime, error: str) -> None:
         """The feed answered 410 Gone: it is not polled again until revived."""
@@ -610,7 +596,7 @@ class Store:
         with self.transaction() as conn:
             self._fail(conn, feed, now=now, error=error, next_poll_at=next_poll_at,
                        health_alerted_at=now if health else feeds.c.health_alerted_at)
-            return self._insert_new(conn, feed, [health], now) if health else 0
+            return self._insert_new(conn, feed, [health], now, StoryRules()) if health else 0
 
     def _fail(self, conn: Connection, feed: FeedState, *, now: datetime, error: str, **values: Any) -> None:
         if not conn.execute(update(feeds).where(
@@ -900,34 +886,10 @@ def _aware(value: datetime | str | None) -> datetime | None:
 def _with_rows(conn: Connection, columns: tuple[Column, ...],
                wanted: dict[str, T]) -> Iterator[tuple[str, T, Row | None]]:
     """Each wanted feed URL with its value and its row (of `columns`, the URL first), or None."""
-    for chunk in _chunks(list(wanted)):
-        rows = {row[0]: row for row in _found(conn, columns, feeds.c.url, chunk)}
+    for chunk in chunks(list(wanted)):
+        rows = {row[0]: row for row in found(conn, columns, feeds.c.url, chunk)}
         for url in chunk:
             yield url, wanted[url], rows.get(url)
-
-
-def _found(conn: Connection, wanted: tuple[Column, ...], among: Column, values: Iterable[Any], *,
-           feed_id: int | None = None) -> Iterator[Row]:
-    """The `wanted` columns of the rows whose `among` is one of `values` (and, when given,
-    of that feed), asked 500 values at a time."""
-    statement = _lookup(wanted, among, feed_id is not None)
-    for chunk in _chunks(list(values)):
-        yield from conn.execute(statement, {"values": chunk, "feed_id": feed_id})
-
-
-@functools.cache
-def _lookup(wanted: tuple[Column, ...], among: Column, in_feed: bool) -> Any:
-    # Built once, the values an expanding parameter: building the statement per call cost
-    # more than running it.
-    where: list[ColumnElement[bool]] = [among.in_(bindparam("values", expanding=True))]
-    if in_feed:
-        where.append(among.table.c.feed_id == bindparam("feed_id"))
-    return select(*wanted).where(*where)
-
-
-def _chunks(values: list[T], size: int = 500) -> Iterator[list[T]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 def release_leases(conn: Connection, table: Table, claimed: Sequence[tuple[Any, str]]) -> None:
@@ -993,13 +955,47 @@ def _cadence_values(cadence: Cadence | None) -> dict[str, Any]:
                 mean_gap_s=None if gap is None else int(gap.total_seconds()), newest_at=cadence.pace.newest)
 
 
+def _alert_rows(conn: Connection, loud: list[tuple[int, NewItem, Placement]], now: datetime) -> list[dict]:
+    """The alerts of new items. Per story, an alert carries its story's key; per item, the
+    item's own, unless its feed re-issued a story it had reported (new guid or URL)."""
+    if not loud:
+        return []
+    old_stories = _buried_stories(conn, {key for _, item, placed in loud
+                                         for key in (item.story_key, *item.story_aliases, placed.key)})
+    alerted = _alerted_under(conn, {alias for _, item, _ in loud for alias in item.story_aliases})
+    return [
+        dict(id=a.id, item_id=item_id, story_key=placed.key if a.per_story or placed.reissued else item.story_key,
+             topic=a.topic, webhook=a.webhook, matched=json.dumps(list(a.matched)), status="pending", attempts=0,
+             next_attempt_at=now, created_at=now)
+        # Not a story alerted long ago, nor one alerted under the key an earlier release gave it.
+        for item_id, item, placed in loud if old_stories.isdisjoint((item.story_key, *item.story_aliases, placed.key))
+        for a in item.alerts if not any((alias, a.topic, a.webhook) in alerted for alias in item.story_aliases)
+    ]
+
+
+def _follow_up_rows(conn: Connection, grown: dict[int, int], stored: list[tuple[NewItem, Placement]],
+                    inserted: dict[str, int], rules: StoryRules, now: datetime) -> list[dict]:
+    """A follow-up of each alert whose story this poll brought to its topic's threshold,
+    carried by the report that did."""
+    keys = {placed.story_id: placed.key for _, placed in stored}
+    reports: dict[int, int] = {}
+    for item, placed in stored:
+        reports.setdefault(placed.story_id, inserted[item.key])
+    return [
+        dict(id=new_alert_id(now), item_id=reports[owed["story"]], story_key=follow_up_key(owed["story_key"]),
+             topic=owed["topic"], webhook=owed["webhook"], matched=owed["matched"], status="pending", attempts=0,
+             next_attempt_at=now, created_at=now, kind=FOLLOW_UP)
+        for owed in story_index.follow_ups(conn, grown, keys, rules.follow_ups)
+    ]
+
+
 def _alerted_under(conn: Connection, story_keys: set[str]) -> set[tuple[str, str, str]]:
     """(story, topic, webhook) of the alerts stored under these story keys."""
     wanted = (alerts.c.story_key, alerts.c.topic, alerts.c.webhook)
-    return {(story, topic, webhook) for story, topic, webhook in _found(conn, wanted, alerts.c.story_key, story_keys)}
+    return {(story, topic, webhook) for story, topic, webhook in found(conn, wanted, alerts.c.story_key, story_keys)}
 
 
 def _buried_stories(conn: Connection, story_keys: set[str]) -> set[str]:
     """The stories among these that only a tombstone remembers (pruned long ago)."""
     by_hash = {story_hash(key): key for key in story_keys}
-    return {by_hash[h] for h, in _found(conn, (tombstones.c.story,), tombstones.c.story, by_hash)}
+    return {by_hash[h] for h, in found(conn, (tombstones.c.story,), tombstones.c.story, by_hash)}

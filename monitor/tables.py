@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -89,6 +90,7 @@ items = Table(
     Column("summary", Text, nullable=False),
     Column("published", UTCDateTime),
     Column("seen_at", UTCDateTime, nullable=False),
+    Column("story_id", Integer),  # the story it reports (stories.id); None before 0.4
     UniqueConstraint("feed_id", "key", name="uq_items_feed_key"),
 )
 Index("ix_items_story", items.c.story_key)
@@ -107,6 +109,54 @@ tombstones = Table(
 )
 Index("ix_tombstones_story", tombstones.c.story)
 Index("ix_tombstones_seen", tombstones.c.seen_at)
+
+# Stories: the reports of one news story across feeds (one URL, or near-identical text).
+# An alert of a topic that dedupes by story carries its story's key, so the unique rule
+# below allows one alert per story, whichever outlet reported it first.
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False, unique=True),  # its first item's story_key
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),  # its newest report
+    Column("sources", Integer, nullable=False),           # feeds that have reported it
+)
+Index("ix_stories_seen", stories.c.last_seen_at)
+
+# Which feeds have reported a story, and with which item first.
+story_reports = Table(
+    "story_reports",
+    metadata,
+    Column("story_id", Integer, nullable=False),
+    Column("feed_id", Integer, nullable=False),
+    Column("item_id", Integer, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("story_id", "feed_id", name="pk_story_reports"),
+)
+
+# The near-duplicate index over the story window: each recent item's text fingerprint
+# (its shingles, to compare exactly) and its LSH bands (to find candidates by lookup).
+# Rows older than the window are pruned, so a check costs the same at any store size.
+story_entries = Table(
+    "story_entries",
+    metadata,
+    Column("item_id", Integer, primary_key=True),
+    Column("story_id", Integer, nullable=False),
+    Column("feed_id", Integer, nullable=False),
+    Column("shingles", LargeBinary, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+Index("ix_story_entries_seen", story_entries.c.seen_at)
+
+story_bands = Table(
+    "story_bands",
+    metadata,
+    Column("band", BigInteger, nullable=False),
+    Column("item_id", Integer, nullable=False),
+    PrimaryKeyConstraint("band", "item_id", name="pk_story_bands"),
+)
+Index("ix_story_bands_item", story_bands.c.item_id)  # pruning follows the entries
 
 # The outbox: written in the same transaction as its item, delivered afterwards.
 alerts = Table(
@@ -130,6 +180,7 @@ alerts = Table(
     # topic's held alerts are bundled when the earliest hold ends.
     Column("hold_until", UTCDateTime),
     Column("digest_id", String(26)),         # the digest (digests.id) it goes out in, once bundled
+    Column("kind", String(16)),              # None: an alert; "follow_up": its story reached N sources
     # The rule "one alert per (story, topic, webhook)" enforced by the database, so that
     # no race between pollers can ever produce a second one.
     UniqueConstraint("story_key", "topic", "webhook", name="uq_alerts_story_topic_webhook"),

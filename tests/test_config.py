@@ -288,7 +288,7 @@ INVALID = [
     case("topics[0].feeds[0]", 7, 'no feed named "Wrld" or with that URL (did you mean "World"?)',
          *FEED, 'name = "World"', *TOPIC, 'feeds = ["Wrld"]'),
     case("topics[0].feeds", 4, "must not be empty", *TOPIC, "feeds = []"),
-    case("topics[1].extra", 1, "unknown key (expected one of: name, title, query, webhooks, feeds)",
+    case("topics[1].extra", 1, "unknown key (expected one of: name, title, query, webhooks, feeds, dedupe, follow_ups, follow_up_sources)",
          "topics = [",
          '  { name = "a", query = "x" },',
          '  { name = "b", query = "y", extra = 1 },',

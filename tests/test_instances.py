@@ -51,7 +51,7 @@ def test_three_instances_share_the_feeds_and_survive_a_kill(tmp_path: Path, post
     assert len(seen) == ALERTS and all(len(ids) == 1 for ids in seen.values())
     assert accepted == ALERTS  # none delivered twice
     expected = window / INTERVAL
-    # ±10 % jitter, and a feed waits up to a second for the next tick after it is due (a
+    # Up to 10 % early, and a feed waits up to a second for the next tick after it is due (a
     # 3 s interval comes round in about 3.5 s): never starved, never polled twice as often.
     assert min(polls) >= expected / 2 and max(polls) <= expected * 2, (min(polls), max(polls))
     mean = sum(polls) / len(polls)

@@ -39,7 +39,7 @@ def test_auto_follows_how_often_the_feed_publishes(tmp_path: Path, server: FeedS
     row = h.feed_row(server.url("/a.xml"))
     assert row["interval_s"] == 1800 and row["interval_reason"] == "auto: an item about every 30m"
     wait = row["next_poll_at"] - h.clock.now
-    assert timedelta(minutes=27) <= wait <= timedelta(minutes=33)  # ±10 % jitter
+    assert timedelta(minutes=27) <= wait <= timedelta(minutes=30)  # up to 10 % early, never late
 
     # Then it goes quiet: four hours on, with nothing new, it is polled about hourly.
     h.clock.advance(hours=4)

@@ -565,8 +565,9 @@ def db_prune(config_path: Path) -> None:
             stats = await asyncio.to_thread(service.prune)
         finally:
             await service.aclose()
-        click.echo(f"pruned {stats.items} items, {stats.alerts} alerts, {stats.attempts} attempts "
-                   f"and {stats.tombstones} tombstones (retention {format_duration(config.settings.retention)}) "
-                   f"in {stats.batches} batches")
+        click.echo(f"pruned {stats.items} items, {stats.alerts} alerts, {stats.attempts} attempts, "
+                   f"{stats.tombstones} tombstones and {stats.stories} stories "
+                   f"(retention {format_duration(config.settings.retention)}), and {stats.prints} story prints "
+                   f"(story_window {format_duration(config.settings.story_window)}) in {stats.batches} batches")
 
     asyncio.run(go())

@@ -106,10 +106,10 @@ class Service:
 
     def prune(self) -> PruneStats:
         stats = prune(self.store, now=self.clock(), retention=self.config.settings.retention,
-                      progress=lambda s: event("progress", step="prune", items=s.items,
+                      story_window=self.config.settings.story_window, progress=lambda s: event("progress", step="prune", items=s.items,
                                                tombstones=s.tombstones))
         event("pruned", items=stats.items, alerts=stats.alerts, attempts=stats.attempts,
-              tombstones=stats.tombstones, batches=stats.batches)
+              tombstones=stats.tombstones, prints=stats.prints, stories=stats.stories, batches=stats.batches)
         return stats
 
     async def aclose(self) -> None:

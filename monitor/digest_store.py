@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select, update
 from monitor.bundling import HeldAlert
 from monitor.errors import LeaseLost
 from monitor.formats import new_alert_id
-from monitor.store import PendingAlert, Store, attempt_values, pending_alert, pending_query, release_leases
+from monitor.store import PendingAlert, Store, attempt_values, pending_alerts, pending_query, release_leases
 from monitor.tables import alerts, deliveries, digests, items
 
 
@@ -119,10 +119,11 @@ class DigestStore:
             conn.execute(update(digests).where(digests.c.id.in_([r.id for r in rows])).values(
                 lease_until=lease_now + lease, lease_owner=token))
             members: dict[str, list[PendingAlert]] = {r.id: [] for r in rows}
-            for m in conn.execute(pending_query().add_columns(alerts.c.digest_id)
-                                  .where(alerts.c.digest_id.in_(list(members)))
-                                  .order_by(alerts.c.created_at, alerts.c.item_id)):
-                members[m.digest_id].append(pending_alert(m, token))
+            member_rows = conn.execute(pending_query().add_columns(alerts.c.digest_id)
+                                   .where(alerts.c.digest_id.in_(list(members)))
+                                   .order_by(alerts.c.created_at, alerts.c.item_id)).all()
+            for m, alert in zip(member_rows, pending_alerts(conn, member_rows, token), strict=True):
+                members[m.digest_id].append(alert)
         return [PendingDigest(r.id, r.webhook, r.topic, r.attempts, r.created_at,
                               tuple(members[r.id]), token) for r in rows]
 

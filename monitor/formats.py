@@ -15,6 +15,7 @@ from urllib.parse import quote
 from monitor.config import WebhookConfig
 from monitor.snippet import SNIPPET_LIMIT, snippet
 
+SOURCE_NAMES = 10  # of a story's sources, the names an alert lists
 SUMMARY_LIMIT = 1000  # SPEC: the json summary is at most 1000 chars; chat formats share it
 JSON = "application/json"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -36,6 +37,9 @@ class AlertMessage:
     feed_name: str
     feed_url: str
     matched: tuple[str, ...]     # the query words that matched, for humans
+    sources: int = 1             # feeds that have reported its story
+    source_names: tuple[str, ...] = ()  # their names, first reports first
+    follow_up: bool = False      # the story has reached the topic's follow_up_sources since its alert
 
     @property
     def message_id(self) -> str:
@@ -98,6 +102,7 @@ def defang(message: AlertMessage) -> AlertMessage:
         topic_title=strip_hostile(message.topic_title) if message.topic_title else None,
         guid=strip_hostile(message.guid) if message.guid else None,
         matched=tuple(strip_hostile(m) for m in message.matched),
+        source_names=tuple(strip_hostile(name) for name in message.source_names),
     )
 
 
@@ -159,7 +164,7 @@ def _json_payload(message: AlertMessage) -> dict[str, Any]:
     """SPEC's payload. topic.title falls back to the topic name so that it is always a
     string a receiver can show."""
     return {
-        "type": "monitor.alert",
+        "type": "monitor.follow_up" if message.follow_up else "monitor.alert",
         "timestamp": _iso(message.created_at),
         "data": {
             "alert_id": message.alert_id,
@@ -174,6 +179,8 @@ def _json_payload(message: AlertMessage) -> dict[str, Any]:
             },
             "matched": list(message.matched),
             "snippet": snippet(message.title, message.summary, message.matched).text,
+            "story": {"sources": message.sources,
+                      "feeds": [truncate(name, 100) for name in message.source_names[:SOURCE_NAMES]]},
         },
     }
 
@@ -227,6 +234,8 @@ def _render_discord(message: AlertMessage, url: str) -> Rendered:
         "fields": [{"name": "Matched", "value": truncate(_matched(message), 1024)}],
         "footer": {"text": truncate(_feed(message), 2048)},
     }
+    if message.sources > 1:
+        embed["fields"].append({"name": "Reported by", "value": truncate(_sources(message), 1024)})
     if message.summary:
         summary = truncate(message.summary, SUMMARY_LIMIT)
         embed["description"] = _fit(summary, 4096, _markdown_escape)
@@ -318,6 +327,7 @@ def _render_ntfy(message: AlertMessage, url: str) -> Rendered:
             f"Feed: {_feed(message)}",
             f"Published: {_human_time(message.published)}",
             f"Matched: {_matched(message)}",
+            *([f"Reported by: {_sources(message)}"] if message.sources > 1 else []),
         ]
     )
     room = _NTFY_BODY_BYTES - len(facts.encode()) - 2
@@ -350,7 +360,16 @@ def _topic(message: AlertMessage) -> str:
 
 def _title(message: AlertMessage) -> str:
     # Chat targets reject or hide an empty title; feeds do send items without one.
-    return _one_line(message.title) or "(no title)"
+    title = _one_line(message.title) or "(no title)"
+    return f"Now reported by {message.sources} sources: {title}" if message.follow_up else title
+
+
+def _sources(message: AlertMessage) -> str:
+    """"4 sources: A, B, C and 1 more" — each name cut short, so that the line stays small."""
+    names = [truncate(_one_line(name), 40) for name in message.source_names[:SOURCE_NAMES]]
+    more = message.sources - len(names)
+    listed = ", ".join(names) + (f" and {more} more" if names and more > 0 else "")
+    return f"{message.sources} sources" + (f": {listed}" if listed else "")
 
 
 def _feed(message: AlertMessage) -> str:
@@ -368,6 +387,8 @@ def _facts_line(message: AlertMessage, bold: str = "*") -> str:
         ("Published", _human_time(message.published)),
         ("Matched", _matched(message)),
     ]
+    if message.sources > 1:
+        facts.append(("Reported by", _sources(message)))
     return "  ·  ".join(f"{bold}{label}:{bold} {value}" for label, value in facts)
 
 
@@ -489,6 +510,7 @@ def _render_json_digest(digest: DigestMessage, url: str) -> Rendered:
     for alert in digest.alerts:
         data = _json_payload(alert)["data"]
         data["item"]["summary"] = truncate(alert.summary, DIGEST_SUMMARY)
+        data["story"] = {"sources": alert.sources}  # the names would crowd out entries
         del data["topic"]
         entries.append(data)
     payload = {

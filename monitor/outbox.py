@@ -51,6 +51,7 @@ def to_message(alert: PendingAlert, runtime: Runtime) -> AlertMessage:
         topic_title=title, title=alert.title, url=alert.link,
         summary=alert.summary, published=alert.published, guid=alert.guid,
         feed_name=alert.feed_name, feed_url=alert.feed_url, matched=alert.matched,
+        sources=alert.sources, source_names=alert.source_names, follow_up=alert.follow_up,
     )
 
 

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, select, tuple_
 
 from monitor.store import TOMBSTONE_IDENTITY, TOMBSTONE_REFRESH, Store, insert_or_skip, key_hash, story_hash
-from monitor.tables import alerts, deliveries, digests, feeds, items, tombstones
+from monitor.stories import prune_index
+from monitor.tables import alerts, deliveries, digests, feeds, items, stories, story_entries, story_reports, tombstones
 
 BATCH = 500  # rows per transaction: short enough never to hold the write lock for long
 
@@ -23,22 +24,33 @@ class PruneStats:
     alerts: int = 0
     attempts: int = 0
     tombstones: int = 0
+    prints: int = 0   # near-duplicate index entries older than the story window
+    stories: int = 0
     batches: int = 0
 
 
-def prune(store: Store, *, now: datetime, retention: timedelta, batch: int = BATCH,
-          progress: Callable[[PruneStats], None] | None = None) -> PruneStats:
+def prune(store: Store, *, now: datetime, retention: timedelta, story_window: timedelta = timedelta(hours=72),
+          batch: int = BATCH, progress: Callable[[PruneStats], None] | None = None) -> PruneStats:
     """Remove what is older than `retention`, one short transaction per batch.
 
     An item goes (with its alerts and their attempts) once it was first seen before the
     cutoff and no alert of it is still pending; it leaves a tombstone of its identity.
     A tombstone goes once it is older than the cutoff and its feed has been read since
     without it for a day or more: while a feed still serves an item, it is remembered.
+    The near-duplicate index keeps the story window; a story goes with retention, once
+    its newest report is older than the cutoff.
     """
     cutoff = now - retention
     stats = PruneStats()
     last_report = time.monotonic()
-    for step in (_prune_items, _prune_tombstones):
+
+    def prints(store: Store, now: datetime, cutoff: datetime, batch: int, stats: PruneStats) -> int:
+        with store.transaction() as conn:
+            done = prune_index(conn, before=now - story_window, batch=batch)
+        stats.prints += done
+        return done
+
+    for step in (_prune_items, _prune_tombstones, prints, _prune_stories):
         while True:
             done = step(store, now, cutoff, batch, stats)
             stats.batches += 1
@@ -89,6 +101,17 @@ def _prune_tombstones(store: Store, now: datetime, cutoff: datetime, batch: int,
             stats.tombstones += conn.execute(tombstones.delete().where(
                 tuple_(tombstones.c.feed_id, tombstones.c.key_hash).in_([tuple(k) for k in keys]))).rowcount
     return len(keys)
+
+
+def _prune_stories(store: Store, now: datetime, cutoff: datetime, batch: int, stats: PruneStats) -> int:
+    with store.transaction() as conn:
+        old = list(conn.execute(select(stories.c.id).where(stories.c.last_seen_at < cutoff)
+                                .order_by(stories.c.last_seen_at).limit(batch)).scalars())
+        if old:
+            conn.execute(story_reports.delete().where(story_reports.c.story_id.in_(old)))
+            conn.execute(story_entries.delete().where(story_entries.c.story_id.in_(old)))
+            stats.stories += conn.execute(stories.delete().where(stories.c.id.in_(old))).rowcount
+    return len(old)
 
 
 def count_rows(store: Store) -> dict[str, int]:

@@ -45,7 +45,18 @@ from monitor.neardup import Fingerprint
 from monitor.schema import SchemaState
 from monitor.sql import chunks, found, insert_or_skip, new_rows
 from monitor.stories import FOLLOW_UP, Placement, Report, StoryRules, follow_up_key
-from monitor.tables import alerts, deliveries, digests, feeds, instances, items, leases, tombstones, webhook_state
+from monitor.tables import (
+    alerts,
+    deliveries,
+    digests,
+    feeds,
+    instances,
+    items,
+    leases,
+    stories,
+    tombstones,
+    webhook_state,
+)
 
 T = TypeVar("T")
 TOMBSTONE_REFRESH = timedelta(days=1)  # how stale a served tombstone's seen_at may get
@@ -134,6 +145,9 @@ class PendingAlert:
     feed_name: str
     feed_url: str
     lease_token: str = ""     # the claim's; "" when read without claiming
+    follow_up: bool = False   # not the story's first alert: it has reached its topic's follow_up_sources
+    sources: int = 1          # feeds that have reported the story
+    source_names: tuple[str, ...] = ()  # their names, first reports first
 
 
 def feeds_digest(urls: Iterable[str]) -> str:
@@ -618,7 +632,7 @@ class Store:
             alerts.c.webhook.in_(list(webhooks)), SINGLE,
         ).order_by(alerts.c.next_attempt_at, alerts.c.item_id, alerts.c.id).limit(limit)
         with self.transaction(write=False) as conn:
-            return [pending_alert(r, "") for r in conn.execute(query)]
+            return pending_alerts(conn, conn.execute(query).all(), "")
 
     def claim_due_alerts(self, now: datetime, limit: int, webhooks: Iterable[str],
                          lease: timedelta) -> list[PendingAlert]:
@@ -640,7 +654,7 @@ class Store:
                 lease_until=lease_now + lease, lease_owner=token))
             rows = conn.execute(pending_query().where(alerts.c.lease_owner == token)
                                 .order_by(alerts.c.next_attempt_at, alerts.c.item_id, alerts.c.id)).all()
-        return [pending_alert(r, token) for r in rows]
+            return pending_alerts(conn, rows, token)
 
     def release_alerts(self, claimed: Iterable[PendingAlert]) -> None:
         """Give back alert leases that will not be used (stopping mid-batch)."""
@@ -823,19 +837,27 @@ def pending_query() -> Any:
             alerts.c.attempts, alerts.c.created_at, items.c.title, items.c.link,
             items.c.summary, items.c.published, items.c.guid,
             func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url).label("feed_name"),
-            feeds.c.url.label("feed_url"),
+            feeds.c.url.label("feed_url"), alerts.c.kind, items.c.story_id, stories.c.sources,
         )
         .join(items, items.c.id == alerts.c.item_id)
         .join(feeds, feeds.c.id == items.c.feed_id)
+        .outerjoin(stories, stories.c.id == items.c.story_id)
     )
 
 
-def pending_alert(r: Row, token: str) -> PendingAlert:
+def pending_alerts(conn: Connection, rows: Sequence[Row], token: str) -> list[PendingAlert]:
+    """Outbox rows (of pending_query) as deliveries, each with its story's sources."""
+    sources = story_index.source_names(conn, {r.story_id for r in rows if r.story_id is not None})
+    return [pending_alert(r, token, sources) for r in rows]
+
+
+def pending_alert(r: Row, token: str, sources: dict[int, tuple[str, ...]]) -> PendingAlert:
     return PendingAlert(
         id=r.id, topic=r.topic, webhook=r.webhook, matched=tuple(json.loads(r.matched)),
         attempts=r.attempts, created_at=r.created_at, title=r.title, link=r.link,
         summary=r.summary, published=r.published, guid=r.guid,
         feed_name=r.feed_name, feed_url=r.feed_url, lease_token=token,
+        follow_up=r.kind == FOLLOW_UP, sources=r.sources or 1, source_names=sources.get(r.story_id, ()),
     )
 
 
@@ -966,7 +988,7 @@ def _alert_rows(conn: Connection, loud: list[tuple[int, NewItem, Placement]], no
     return [
         dict(id=a.id, item_id=item_id, story_key=placed.key if a.per_story or placed.reissued else item.story_key,
              topic=a.topic, webhook=a.webhook, matched=json.dumps(list(a.matched)), status="pending", attempts=0,
-             next_attempt_at=now, created_at=now)
+             next_attempt_at=now, created_at=now, kind=None)  # every row names every column: one statement
         # Not a story alerted long ago, nor one alerted under the key an earlier release gave it.
         for item_id, item, placed in loud if old_stories.isdisjoint((item.story_key, *item.story_aliases, placed.key))
         for a in item.alerts if not any((alias, a.topic, a.webhook) in alerted for alias in item.story_aliases)

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from monitor import neardup
 from monitor.neardup import Fingerprint
 from monitor.sql import chunks, found, insert_or_skip
-from monitor.tables import alerts, items, stories, story_bands, story_entries, story_reports
+from monitor.tables import alerts, feeds, items, stories, story_bands, story_entries, story_reports
 
 # PostgreSQL advisory lock held, until commit, by a transaction placing items in stories:
 # two instances must not each open a story for the same report ("stor").
@@ -129,6 +129,19 @@ def follow_ups(conn: Connection, grown: Mapping[int, int], keys: Mapping[int, st
     return [dict(story_key=key, story=wanted[key], topic=topic, webhook=webhook, matched=matched)
             for key, topic, webhook, matched in rows
             if topic in thresholds and grown[wanted[key]] >= thresholds[topic]]
+
+
+def source_names(conn: Connection, story_ids: set[int]) -> dict[int, tuple[str, ...]]:
+    """Story → the names of the feeds that reported it, in the order they did."""
+    names: dict[int, list[str]] = {}
+    statement = (select(story_reports.c.story_id, func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url))
+                 .join(feeds, feeds.c.id == story_reports.c.feed_id)
+                 .where(story_reports.c.story_id.in_(bindparam("stories", expanding=True)))
+                 .order_by(story_reports.c.seen_at, story_reports.c.feed_id))
+    for chunk in chunks(sorted(story_ids)):
+        for story, name in conn.execute(statement, {"stories": chunk}):
+            names.setdefault(story, []).append(name)
+    return {story: tuple(feed_names) for story, feed_names in names.items()}
 
 
 def prune_index(conn: Connection, *, before: datetime, batch: int) -> int:

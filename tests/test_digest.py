@@ -107,7 +107,8 @@ def test_json_digest_shape() -> None:
     assert data["digest_id"] == digest.digest_id and data["count"] == len(digest.alerts)
     assert data["topic"] == {"name": "peace-talks", "title": "Peace talks"}
     first = data["alerts"][0]
-    assert set(first) == {"alert_id", "item", "matched", "snippet"}
+    assert set(first) == {"alert_id", "item", "matched", "snippet", "story"}
+    assert first["story"] == {"sources": 1}
     assert first["item"]["url"] == digest.alerts[0].url and len(first["item"]["summary"]) <= 280
     assert 0 < len(first["snippet"]) <= 160
     rendered = render(digest, WebhookConfig("test", "https://hooks.example/x", "json"))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from monitor.config import FORMATS, WebhookConfig
-from monitor.formats import AlertMessage, new_alert_id, render, sample_message, truncate
+from monitor.formats import AlertMessage, defang, new_alert_id, render, sample_message, truncate
 
 NOW = datetime(2026, 11, 28, 18, 0, 0, 123456, tzinfo=UTC)
 MESSAGE = AlertMessage(
@@ -63,8 +63,30 @@ def test_json_payload_is_exactly_the_spec_shape() -> None:
             },
             "matched": ["peace talks", "Putin", "Zelensky"],
             "snippet": "Putin & Zelensky <agree> to \"peace talks\"",
+            "story": {"sources": 1, "feeds": []},
         },
     }
+
+
+REPORTED = dataclasses.replace(MESSAGE, sources=14, source_names=tuple(f"Outlet {n}" for n in range(14)))
+
+
+def test_json_follow_up_names_the_story_sources() -> None:
+    body = body_of(dataclasses.replace(REPORTED, follow_up=True), "json")
+    assert body["type"] == "monitor.follow_up"
+    assert body["data"]["story"] == {"sources": 14, "feeds": [f"Outlet {n}" for n in range(10)]}
+    assert body_of(REPORTED, "json")["type"] == "monitor.alert"
+
+
+@pytest.mark.parametrize("format", ["slack", "discord", "teams", "mattermost", "ntfy"])
+def test_chat_formats_say_how_widely_a_story_is_reported(format: str) -> None:
+    follow_up = dataclasses.replace(REPORTED, follow_up=True, source_names=("Wire <b>", "Courier\u202e"))
+    body = render(follow_up, hook(format)).body.decode() + str(render(follow_up, hook(format)).headers)
+    assert "Now reported by 14 sources" in body
+    assert "14 sources: Wire" in body and "and 12 more" in body
+    assert "\u202e" not in render(defang(follow_up), hook(format)).body.decode()
+    single = render(MESSAGE, hook(format)).body.decode()
+    assert "Reported by" not in single and "sources" not in single
 
 
 def test_json_without_optional_facts_uses_null_and_topic_name() -> None:

@@ -127,4 +127,4 @@ def test_db_prune_command(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "monitor", "db", "prune", "-c", str(config)],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 0, missing.stderr  # a new database: created, nothing to prune
-    assert "pruned 0 items, 0 alerts, 0 attempts and 0 tombstones (retention 30d)" in missing.stdout
+    assert "pruned 0 items, 0 alerts, 0 attempts, 0 tombstones and 0 stories (retention 30d)" in missing.stdout

@@ -387,6 +387,8 @@ def status(config_path: Path) -> None:
     try:
         feeds, counts, problems = store.feed_rows(), store.counts(), store.problem_alerts()
         pending, held = store.pending_by_webhook(), store.held_by_webhook()
+        window = config.settings.story_window
+        story_count, widest = store.top_stories(since=datetime.now(UTC) - window)
         notes = webhook_notes(config, store.disabled_webhooks(), pending)
     finally:
         store.close()
@@ -409,6 +411,11 @@ def status(config_path: Path) -> None:
     for name in [w.name for w in config.webhooks] + sorted(set(pending) - {w.name for w in config.webhooks}):
         in_digest = f" ({held[name]} for a digest)" if held.get(name) else ""
         click.echo(f"  {name}: {notes.get(name, 'enabled')}; {pending.get(name, 0)} pending{in_digest}")
+    click.echo(f"stories (last {format_duration(window)}): {story_count}"
+               + (", the most widely reported:" if widest else ""))
+    for story in widest:
+        click.echo(f"  {story['sources']} sources, last {when(story['last_seen_at'])}: {story['title']}\n"
+                   f"    {sources_line(story['source_names'], story['sources'])}")
     click.echo("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     if problems:
         click.echo("failing deliveries:")
@@ -416,6 +423,14 @@ def status(config_path: Path) -> None:
             retry = f", next try {when(a['next_attempt_at'])}" if a["status"] == "pending" else ""
             click.echo(f"  {a['id']} {a['status']} {a['topic']} → {a['webhook']} "
                        f"after {a['attempts']} attempts{retry}: {a['last_error']}\n    {a['title']}")
+
+
+def sources_line(names: list[str], sources: int, shown: int = 10) -> str:
+    """"3 sources: A, B, C" (at most `shown` names, then how many more)."""
+    if not names:
+        return f"{sources} sources"
+    more = sources - min(len(names), shown)
+    return f"{sources} sources: " + ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def webhook_notes(config: Config, disabled: dict[str, tuple[datetime, str]],
@@ -462,6 +477,10 @@ def alerts(config_path: Path, status: str | None, topic: str | None, webhook: st
         click.echo(f"{row['id']} {row['status']:<9} {row['topic']} → {row['webhook']} "
                    f"{when(row['created_at'])}, {row['attempts']} attempts{error}")
         click.echo(f"    {row['title']}")
+        if row["kind"] == "follow_up":
+            click.echo(f"    follow-up: the story has reached {row['sources']} sources")
+        if row["sources"] > 1:
+            click.echo(f"    reported by {sources_line(row['source_names'], row['sources'])}")
         if row["digest_id"]:
             click.echo(f"    in digest {row['digest_id']}")
         elif row["hold_until"] and row["status"] == "pending":

@@ -740,16 +740,27 @@ class Store:
         query = (
             select(alerts.c.id, alerts.c.topic, alerts.c.webhook, alerts.c.status, alerts.c.attempts,
                    alerts.c.last_error, alerts.c.created_at, alerts.c.next_attempt_at,
-                   alerts.c.delivered_at, alerts.c.hold_until, alerts.c.digest_id,
-                   items.c.title, items.c.link)
+                   alerts.c.delivered_at, alerts.c.hold_until, alerts.c.digest_id, alerts.c.kind,
+                   items.c.title, items.c.link, items.c.story_id, stories.c.sources)
             .join(items, items.c.id == alerts.c.item_id)
+            .outerjoin(stories, stories.c.id == items.c.story_id)
             .order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(limit)
         )
         for column, value in ((alerts.c.status, status), (alerts.c.topic, topic), (alerts.c.webhook, webhook)):
             if value is not None:
                 query = query.where(column == value)
         with self.transaction(write=False) as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            names = story_index.source_names(conn, {r["story_id"] for r in rows if r["story_id"] is not None})
+        for row in rows:
+            row["sources"] = row["sources"] or 1
+            row["source_names"] = list(names.get(row.pop("story_id"), ()))
+        return rows
+
+    def top_stories(self, *, since: datetime, limit: int = 10) -> tuple[int, list[dict]]:
+        """How many stories had a report since `since`, and the most widely reported of them."""
+        with self.transaction(write=False) as conn:
+            return story_index.widest(conn, since=since, limit=limit)
 
     def requeue(self, *, now: datetime, ids: Sequence[str] = (), failed_for: str | None = None,
                 all_failed: bool = False) -> tuple[int, list[str]]:

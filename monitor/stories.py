@@ -144,6 +144,25 @@ def source_names(conn: Connection, story_ids: set[int]) -> dict[int, tuple[str, 
     return {story: tuple(feed_names) for story, feed_names in names.items()}
 
 
+def widest(conn: Connection, *, since: datetime, limit: int) -> tuple[int, list[dict]]:
+    """How many stories had a report since `since`; the `limit` most widely reported of
+    them (two sources or more), with their first report's title and every source's name."""
+    recent = stories.c.last_seen_at >= since
+    total = conn.execute(select(func.count()).select_from(stories).where(recent)).scalar_one()
+    first = (select(items.c.title).join(story_reports, story_reports.c.item_id == items.c.id)
+             .where(story_reports.c.story_id == stories.c.id)
+             .order_by(story_reports.c.seen_at).limit(1).scalar_subquery())
+    rows = [dict(r._mapping) for r in conn.execute(
+        select(stories.c.id, stories.c.sources, stories.c.first_seen_at, stories.c.last_seen_at,
+               first.label("title"))
+        .where(recent, stories.c.sources >= 2)
+        .order_by(stories.c.sources.desc(), stories.c.last_seen_at.desc()).limit(limit))]
+    names = source_names(conn, {r["id"] for r in rows})
+    for row in rows:
+        row["source_names"] = list(names.get(row.pop("id"), ()))
+    return total, rows
+
+
 def prune_index(conn: Connection, *, before: datetime, batch: int) -> int:
     """Drop up to `batch` prints older than the window, with their bands; how many."""
     old = list(conn.execute(select(story_entries.c.item_id).where(story_entries.c.seen_at < before)

@@ -158,6 +158,34 @@ def test_daemon_alerts_once_per_new_matching_item_across_restarts(farm) -> None:
     assert len({r.headers["webhook-id"] for r in got}) == 4
 
 
+def test_daemon_alerts_once_per_story_and_follows_it_up(farm, tmp_path: Path, database_url: str) -> None:
+    """Wire copy under another URL and guid joins the story: no second alert, and with
+    follow_ups one signed monitor.follow_up once the story has two sources."""
+    server, receiver, _ = farm
+    topics = TOPICS.replace('title = "Peace talks"', 'title = "Peace talks"\nfollow_ups = true\nfollow_up_sources = 2')
+    config = write_config(tmp_path / "stories.toml", server, receiver, topics=topics, database=database_url)
+    story = dict(PEACE, description="<p>Russia and Ukraine send teams to the first direct round in months.</p>")
+    daemon = Daemon(config)
+    try:
+        wait_until(lambda: polled_twice(server), what="the first polls")
+        server.set("/world.xml", rss([story, *OLD], title="World"))
+        receiver.wait_for(1, timeout=20)
+        server.set("/wire.xml", rss([dict(story, title=story["title"] + " - Wire Service", guid="wire-1",
+                                          link="https://wire.example/stories/1")], title="Wire"))
+        receiver.wait_for(2, timeout=20)
+        time.sleep(2)  # more polls: nothing else may come
+    finally:
+        assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+    got = receiver.received
+    assert all(r.verified for r in receiver.requests)
+    assert [r.json["type"] for r in got] == ["monitor.alert", "monitor.follow_up"]
+    first, follow_up = (r.json["data"] for r in got)
+    assert first["story"] == {"sources": 1, "feeds": ["World"]}
+    assert follow_up["story"] == {"sources": 2, "feeds": ["World", "Wire"]}
+    assert follow_up["item"]["url"] == "https://wire.example/stories/1"
+    assert got[0].headers["webhook-id"] != got[1].headers["webhook-id"]
+
+
 def test_daemon_sends_a_digest_per_topic_when_its_window_closes(farm, tmp_path: Path, database_url: str) -> None:
     server, receiver, _ = farm
     config = write_config(tmp_path / "digest.toml", server, receiver, database=database_url,

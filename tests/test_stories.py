@@ -3,8 +3,9 @@ dedupe, follow-ups and the story window — on a real SQLite file and a real Pos
 
 from __future__ import annotations
 
+import json
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from monitor.stories import Report, StoryRules, place, record
 from monitor.tables import alerts, stories, story_bands, story_entries, story_reports
 from tests.support.feedserver import FeedServer, rss
 from tests.support.pipeline import T0, Harness, write_config
+from tests.test_cli import monitor
 
 WIRE = {"title": "Envoys open peace talks in Riyadh as ceasefire hopes rise",
         "description": "Negotiators from both sides met on Tuesday for the first direct round in months.",
@@ -184,3 +186,25 @@ def test_the_window_is_pruned_with_its_bands(tmp_path: Path, server: FeedServer,
         assert conn.execute(select(story_entries)).all() == []
         assert conn.execute(select(story_bands)).all() == []
         assert len(conn.execute(select(stories)).all()) >= 2  # the stories stay (retention's to prune)
+
+
+def test_status_and_alerts_show_how_widely_a_story_is_reported(tmp_path: Path, server: FeedServer,
+                                                              database: str) -> None:
+    h = harness(tmp_path, server, database, topic_extra="follow_ups = true\nfollow_up_sources = 3")
+    h.clock.now = datetime.now(UTC)  # `status` counts the stories of the last 72 hours
+    for name, item in (("a", WIRE), ("b", COPY_B), ("c", COPY_C)):
+        publish(h, server, name, item)
+    config = str(tmp_path / "monitor.toml")
+    status = monitor("status", "-c", config)
+    assert status.returncode == 0, status.stderr
+    assert "stories (last 3d): 1, the most widely reported:" in status.stdout
+    assert "3 sources, last " in status.stdout and WIRE["title"] in status.stdout
+    assert "3 sources: Feed A, Feed B, Feed C" in status.stdout
+
+    listed = monitor("alerts", "-c", config)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("reported by 3 sources: Feed A, Feed B, Feed C") == 2
+    assert "follow-up: the story has reached 3 sources" in listed.stdout
+    as_json = json.loads(monitor("alerts", "-c", config, "--json").stdout)
+    assert sorted(a["kind"] or "alert" for a in as_json) == ["alert", "follow_up"]
+    assert all(a["sources"] == 3 and a["source_names"] == ["Feed A", "Feed B", "Feed C"] for a in as_json)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,58 @@ def test_migrations_ship_inside_the_package() -> None:
     for name in revisions:
         source = schema.MIGRATIONS.joinpath("versions", name).read_text()
         assert "op.execute" not in source and "sqlite" not in source.lower(), name
+
+
+WIRE = {"title": "Envoys open peace talks in Riyadh as ceasefire hopes rise",
+        "description": "Negotiators from both sides met on Tuesday for the first direct round in months.",
+        "guid": "w9", "link": "https://news.example/w9"}
+
+
+def test_upgrade_from_0_3_0_indexes_recent_stories_so_copies_do_not_alert(tmp_path: Path, database_url: str) -> None:
+    """0.3.0 (revision 0005) alerted for a story an hour ago; after the upgrade its wire copy
+    in another feed, under another URL and guid, joins that story and alerts nobody."""
+    with FeedServer() as feeds, Receiver(secret=SECRET) as receiver:
+        urls = [feeds.url("/a.xml"), feeds.url("/b.xml")]
+        engine = create_engine(database_url)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with engine.begin() as conn:
+            schema.upgrade(conn, to="0005")
+            ids = [conn.execute(text(
+                "INSERT INTO feeds (url, active, interval_s, next_poll_at, error_count, baselined_at, created_at)"
+                " VALUES (:url, :t, 600, :now, 0, :now, :now) RETURNING id"),
+                dict(url=url, t=True, now=now)).scalar_one() for url in urls]
+            item = Item(title=WIRE["title"], link=WIRE["link"], guid=WIRE["guid"], summary=WIRE["description"],
+                        published=None, feed_name="a")
+            key = item_key(item)
+            story = hashed_story_keys(item, urls[0], key)[0]
+            item_id = conn.execute(text(
+                "INSERT INTO items (feed_id, key, story_key, guid, link, title, summary, seen_at)"
+                " VALUES (:feed, :key, :story, :guid, :link, :title, :summary, :seen) RETURNING id"),
+                dict(feed=ids[0], key=key, story=story, guid=item.guid, link=item.link, title=item.title,
+                     summary=item.summary, seen=now - timedelta(hours=1))).scalar_one()
+            conn.execute(text(
+                "INSERT INTO alerts (id, item_id, story_key, topic, webhook, matched, status, attempts,"
+                " next_attempt_at, created_at, delivered_at) VALUES (:id, :item, :story, 'peace', 'ops',"
+                " '[\"peace talks\"]', 'delivered', 1, :now, :now, :now)"),
+                dict(id=DELIVERED_ID, item=item_id, story=story, now=now - timedelta(hours=1)))
+        engine.dispose()
+        config = write_config(tmp_path, database_url, urls[0], receiver.url(),
+                              extra="").read_text().replace(f'url = "{urls[0]}"', f'url = "{urls[0]}"\nname = "A"'
+                                                            f'\n\n[[feeds]]\nurl = "{urls[1]}"\nname = "B"')
+        (tmp_path / "monitor.toml").write_text(config)
+        path = str(tmp_path / "monitor.toml")
+        upgraded = monitor("db", "upgrade", "-c", path)
+        assert upgraded.returncode == 0, upgraded.stderr
+
+        feeds.set("/a.xml", rss([WIRE]))
+        copy = dict(WIRE, title=WIRE["title"] + " - Wire Service", guid="b-1", link="https://wire.example/b1")
+        fresh = {"title": "Ceasefire declared along the whole front line after overnight deal", "guid": "b-2",
+                 "link": "https://wire.example/b2"}
+        feeds.set("/b.xml", rss([copy, fresh]))
+        ran = monitor("once", "--all", "-c", path)
+        assert ran.returncode == 0, ran.stderr
+        [alert] = receiver.wait_for(1)
+        time.sleep(0.5)
+        assert len(receiver.requests) == 1 and alert.json["data"]["item"]["title"] == fresh["title"]
+        status = monitor("status", "-c", path)
+        assert "2 sources: A, B" in status.stdout, status.stdout

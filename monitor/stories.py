@@ -8,12 +8,13 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from monitor import neardup
 from monitor.neardup import Fingerprint
-from monitor.sql import chunks, found, insert_or_skip
+from monitor.sql import chunks, found, insert_or_skip, new_rows
 from monitor.tables import alerts, feeds, items, stories, story_bands, story_entries, story_reports
 
 # PostgreSQL advisory lock held, until commit, by a transaction placing items in stories:
@@ -46,6 +47,7 @@ class Placement:
     story_id: int
     key: str        # the story's key: what an alert of a topic deduping by story carries
     reissued: bool  # the feed had reported this story already, under another item
+    opened: bool    # a new story, opened by this item
 
 
 def follow_up_key(story_key: str) -> str:
@@ -64,32 +66,34 @@ def place(conn: Connection, feed_id: int, reports: Sequence[Report], *, now: dat
     by_url = _stories_by_url(conn, {key for r in reports for key in r.story_keys})
     candidates = _candidates(conn, {band for r in reports if r.fingerprint for band in r.fingerprint.bands},
                              since=now - window)
-    chosen: list[int | None] = []  # a story id, or None: a new story
-    opened: list[tuple[int, Fingerprint | None]] = []  # (index of the item opening a story, its print)
+    chosen: list[Story | int | None] = []  # a stored story, the index of an earlier item's, or None: new
     for n, report in enumerate(reports):
-        story = next((by_url[key] for key in report.story_keys if key in by_url), None)
+        story: Story | int | None = next((by_url[key] for key in report.story_keys if key in by_url), None)
         if story is None and report.fingerprint is not None:
             story = _nearest(report.fingerprint, candidates)
-        if story is None:  # the same story earlier in this very document?
-            story = _same_as_earlier(report, reports, opened, chosen)
-            if story is None:
-                opened.append((n, report.fingerprint))
+        if story is None:  # the same story as an item earlier in this very document?
+            story = next((i for i in range(n) if chosen[i] is None and _same(reports[i], report)), None)
         chosen.append(story)
-    new_ids = _open(conn, [reports[n].story_keys[0] for n, _ in opened], now)
-    ids: list[int] = []
-    for n, story in enumerate(chosen):
-        ids.append(new_ids[reports[n].story_keys[0]] if story is None else story if story >= 0 else ids[-story - 1])
-    keys = _keys(conn, set(ids))
-    had = {story for story, in found(conn, (story_reports.c.story_id,), story_reports.c.story_id, set(ids),
-                                     feed_id=feed_id)}
-    return [Placement(story, keys[story], story in had) for story in ids]
+    opened = _open(conn, [r.story_keys[0] for r, story in zip(reports, chosen) if story is None], now)
+    stories_of: list[Story] = []
+    for report, story in zip(reports, chosen):
+        stories_of.append(opened[report.story_keys[0]] if story is None else
+                          stories_of[story] if isinstance(story, int) else story)
+    stored = {story.id for story in stories_of if story.key not in opened}
+    had = {story for story, in found(conn, (story_reports.c.story_id,), story_reports.c.story_id, stored,
+                                     feed_id=feed_id)} if stored else set()
+    placements, earlier = [], set()
+    for story in stories_of:  # a second report of one story in one document is a re-issue too
+        placements.append(Placement(story.id, story.key, story.id in had or story.id in earlier, story.key in opened))
+        earlier.add(story.id)
+    return placements
 
 
 def record(conn: Connection, feed_id: int, placed: Sequence[tuple[int, Placement, Fingerprint | None]], *,
            now: datetime) -> dict[int, int]:
     """Record inserted items (item id, placement, print) against their stories: the feed
-    as a source, the prints in the index. Returns the sources of each story this feed
-    has just joined."""
+    as a source, the prints in the index. Returns the sources of each stored story this
+    feed has just joined (a story opened by this poll has one: this feed)."""
     if not placed:
         return {}
     firsts: dict[int, int] = {}  # story → this feed's first item of it
@@ -99,9 +103,12 @@ def record(conn: Connection, feed_id: int, placed: Sequence[tuple[int, Placement
     if firsts:
         conn.execute(insert_or_skip(story_reports, conn.dialect.name, ("story_id", "feed_id")),
                      [dict(story_id=s, feed_id=feed_id, item_id=i, seen_at=now) for s, i in firsts.items()])
-        conn.execute(update(stories).where(stories.c.id == bindparam("story")).values(
-            sources=stories.c.sources + 1, last_seen_at=now), [{"story": s} for s in firsts])
-    older = {p.story_id for _, p, _ in placed} - set(firsts)
+    opened = {p.story_id for _, p, _ in placed if p.opened}
+    grown: dict[int, int] = {}
+    for story in set(firsts) - opened:  # few: most reports of a poll open their story
+        grown[story] = conn.execute(update(stories).where(stories.c.id == story).values(
+            sources=stories.c.sources + 1, last_seen_at=now).returning(stories.c.sources)).scalar_one()
+    older = {p.story_id for _, p, _ in placed} - set(firsts) - opened
     if older:
         conn.execute(update(stories).where(stories.c.id.in_(older)).values(last_seen_at=now))
     printed = [(item_id, p.story_id, fp) for item_id, p, fp in placed if fp is not None]
@@ -111,8 +118,7 @@ def record(conn: Connection, feed_id: int, placed: Sequence[tuple[int, Placement
             for i, s, fp in printed])
         conn.execute(story_bands.insert(), [dict(band=band, item_id=i) for i, _, fp in printed
                                             for band in dict.fromkeys(fp.bands)])
-    return {story: sources for story, sources in found(conn, (stories.c.id, stories.c.sources), stories.c.id,
-                                                        firsts)}
+    return grown
 
 
 def follow_ups(conn: Connection, grown: Mapping[int, int], keys: Mapping[int, str],
@@ -173,32 +179,41 @@ def prune_index(conn: Connection, *, before: datetime, batch: int) -> int:
     return len(old)
 
 
-def _stories_by_url(conn: Connection, story_keys: set[str]) -> dict[str, int]:
+class Story(NamedTuple):
+    id: int
+    key: str
+
+
+def _stories_by_url(conn: Connection, story_keys: set[str]) -> dict[str, Story]:
     """Story key → story, for the keys a story is known by: its own, or an item's in it."""
-    known = {key: story for key, story in found(conn, (stories.c.key, stories.c.id), stories.c.key, story_keys)}
-    for key, story in found(conn, (items.c.story_key, items.c.story_id), items.c.story_key, story_keys):
-        if story is not None:
-            known.setdefault(key, story)
+    known = {key: Story(story, key) for key, story in found(conn, (stories.c.key, stories.c.id), stories.c.key,
+                                                             story_keys)}
+    by_item = (select(items.c.story_key, stories.c.id, stories.c.key).join(stories, stories.c.id == items.c.story_id)
+               .where(items.c.story_key.in_(bindparam("values", expanding=True))))
+    for chunk in chunks(sorted(story_keys - set(known))):
+        for key, story, story_key in conn.execute(by_item, {"values": chunk}):
+            known.setdefault(key, Story(story, story_key))
     return known
 
 
-Candidate = tuple[int, tuple[int, ...]]  # (story, shingles) of an indexed item
+Candidate = tuple[Story, tuple[int, ...]]  # an indexed item's story and shingles
 
 
 def _candidates(conn: Connection, bands: set[int], *, since: datetime) -> dict[int, list[Candidate]]:
     """Band → the indexed items within the window that share it."""
     found_by_band: dict[int, list[Candidate]] = {}
-    statement = (select(story_bands.c.band, story_entries.c.story_id, story_entries.c.shingles)
+    statement = (select(story_bands.c.band, stories.c.id, stories.c.key, story_entries.c.shingles)
                  .join(story_entries, story_entries.c.item_id == story_bands.c.item_id)
+                 .join(stories, stories.c.id == story_entries.c.story_id)
                  .where(story_bands.c.band.in_(bindparam("bands", expanding=True)),
                         story_entries.c.seen_at >= since))
     for chunk in chunks(sorted(bands)):
-        for band, story, shingles in conn.execute(statement, {"bands": chunk}):
-            found_by_band.setdefault(band, []).append((story, neardup.unpack(shingles)))
+        for band, story, key, shingles in conn.execute(statement, {"bands": chunk}):
+            found_by_band.setdefault(band, []).append((Story(story, key), neardup.unpack(shingles)))
     return found_by_band
 
 
-def _nearest(print_: Fingerprint, candidates: Mapping[int, list[Candidate]]) -> int | None:
+def _nearest(print_: Fingerprint, candidates: Mapping[int, list[Candidate]]) -> Story | None:
     """The story of the most similar indexed item, if it is near-identical."""
     best, best_score = None, 0.0
     seen: set[tuple[int, ...]] = set()
@@ -213,24 +228,23 @@ def _nearest(print_: Fingerprint, candidates: Mapping[int, list[Candidate]]) -> 
     return best
 
 
-def _same_as_earlier(report: Report, reports: Sequence[Report], opened: list[tuple[int, Fingerprint | None]],
-                     chosen: list[int | None]) -> int | None:
-    """-(n + 1) when the n-th item of the document, which opens a story, is this one's."""
-    for n, print_ in opened:
-        if reports[n].story_keys[0] in report.story_keys or (
-                print_ is not None and report.fingerprint is not None
-                and neardup.similar(print_.shingles, report.fingerprint.shingles)):
-            return -(n + 1)
-    return None
+def _same(earlier: Report, report: Report) -> bool:
+    """Two items of one document report one story: one URL, or near-identical text."""
+    if earlier.story_keys[0] in report.story_keys:
+        return True
+    return (earlier.fingerprint is not None and report.fingerprint is not None
+            and neardup.similar(earlier.fingerprint.shingles, report.fingerprint.shingles))
 
 
-def _open(conn: Connection, story_keys: list[str], now: datetime) -> dict[str, int]:
+def _open(conn: Connection, story_keys: list[str], now: datetime) -> dict[str, Story]:
+    """New stories, one per key, with one source (the feed of the poll opening them)."""
     if not story_keys:
         return {}
-    conn.execute(insert_or_skip(stories, conn.dialect.name, ("key",)),
-                 [dict(key=key, first_seen_at=now, last_seen_at=now, sources=0) for key in dict.fromkeys(story_keys)])
-    return {key: story for key, story in found(conn, (stories.c.key, stories.c.id), stories.c.key, story_keys)}
-
-
-def _keys(conn: Connection, story_ids: set[int]) -> dict[int, str]:
-    return {story: key for story, key in found(conn, (stories.c.id, stories.c.key), stories.c.id, story_ids)}
+    rows = [dict(key=key, first_seen_at=now, last_seen_at=now, sources=1) for key in dict.fromkeys(story_keys)]
+    opened = {key: Story(story, key) for key, story in
+              conn.execute(new_rows(stories, conn.dialect.name, ("key",), "key"), rows)}
+    if len(opened) < len(rows):  # opened meanwhile (a race only a lapsed lock could allow): use it
+        missing = [row["key"] for row in rows if row["key"] not in opened]
+        opened.update((key, Story(story, key)) for key, story in
+                      found(conn, (stories.c.key, stories.c.id), stories.c.key, missing))
+    return opened

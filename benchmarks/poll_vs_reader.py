@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import sqlite3
 import statistics
@@ -54,6 +55,11 @@ from tests.support.feedserver import FeedServer, rss  # noqa: E402
 from tests.support.receiver import Receiver  # noqa: E402
 
 WORDS = "market council river election storm harvest museum league bridge festival".split()
+# Every item tells its own story: a template repeated with new numbers would be one story
+# told 60,000 times, and monitor would rightly fold the copies into one.
+VOCABULARY = [a + b for a in ("ka", "lo", "mi", "nu", "re", "sa", "ti", "vo", "ze", "pa", "do", "fi")
+              for b in ("ran", "dol", "mek", "sil", "tor", "vin", "bas", "cor", "lum", "fet", "gra", "hon",
+                        "jis", "kel", "mor", "nap", "pul", "ris", "sut", "wen")]
 TOPIC = "'ceasefire NEAR/3 talks'"
 
 
@@ -85,11 +91,13 @@ class Farm:
         for n in range(first + self.items - 1, first - 1, -1):
             matching = n % 10 == 0 or (matching_newest and n == first + self.items - 1)
             subject = "ceasefire talks resume" if matching else f"{WORDS[n % 10]} report"
+            words = random.Random(f * 1_000_003 + n).choices(VOCABULARY, k=30)
             entries.append({
-                "title": f"Feed {f} item {n}: {subject}", "guid": f"f{f}-i{n}", "link": _link(f, n),
+                "title": f"Feed {f} item {n}: {subject} in {' '.join(words[:5])}", "guid": f"f{f}-i{n}",
+                "link": _link(f, n),
                 "description": f"<p>Story <b>{n}</b> of feed {f}, about the {WORDS[(n + f) % 10]} "
-                               f"and the <a href='https://farm.example/{f}'>council</a>. " + "More text. " * 12
-                               + "</p>",
+                               f"and the <a href='https://farm.example/{f}'>council</a>. {' '.join(words[5:])}."
+                               "</p>",
             })
         self.server.set(f"/feed/{f}.xml", rss(entries, title=f"Feed {f}"))
 

@@ -21,6 +21,10 @@ from monitor.tables import alerts, feeds, items, stories, story_bands, story_ent
 # two instances must not each open a story for the same report ("stor").
 STORY_LOCK = 0x73746F72
 FOLLOW_UP = "follow_up"
+# A band shared by this many indexed items is a common phrase, not a story: items are no
+# longer indexed under it (their other bands still find them), so no lookup ever reads
+# more than about this many items per band, whatever the window holds.
+HOT_BAND = 32
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Placement:
     key: str        # the story's key: what an alert of a topic deduping by story carries
     reissued: bool  # the feed had reported this story already, under another item
     opened: bool    # a new story, opened by this item
+    crowded: frozenset[int] = frozenset()  # its bands that already lead to HOT_BAND items: not indexed again
 
 
 def follow_up_key(story_key: str) -> str:
@@ -83,8 +88,11 @@ def place(conn: Connection, feed_id: int, reports: Sequence[Report], *, now: dat
     had = {story for story, in found(conn, (story_reports.c.story_id,), story_reports.c.story_id, stored,
                                      feed_id=feed_id)} if stored else set()
     placements, earlier = [], set()
-    for story in stories_of:  # a second report of one story in one document is a re-issue too
-        placements.append(Placement(story.id, story.key, story.id in had or story.id in earlier, story.key in opened))
+    for report, story in zip(reports, stories_of):  # a second report of one story in one document is a re-issue too
+        crowded = frozenset(band for band in report.fingerprint.bands
+                            if len(candidates.get(band, ())) >= HOT_BAND) if report.fingerprint else frozenset()
+        placements.append(Placement(story.id, story.key, story.id in had or story.id in earlier, story.key in opened,
+                                    crowded))
         earlier.add(story.id)
     return placements
 
@@ -111,13 +119,15 @@ def record(conn: Connection, feed_id: int, placed: Sequence[tuple[int, Placement
     older = {p.story_id for _, p, _ in placed} - set(firsts) - opened
     if older:
         conn.execute(update(stories).where(stories.c.id.in_(older)).values(last_seen_at=now))
-    printed = [(item_id, p.story_id, fp) for item_id, p, fp in placed if fp is not None]
+    printed = [(item_id, p, fp) for item_id, p, fp in placed if fp is not None]
     if printed:
         conn.execute(story_entries.insert(), [
-            dict(item_id=i, story_id=s, feed_id=feed_id, shingles=neardup.pack(fp.shingles), seen_at=now)
-            for i, s, fp in printed])
-        conn.execute(story_bands.insert(), [dict(band=band, item_id=i) for i, _, fp in printed
-                                            for band in dict.fromkeys(fp.bands)])
+            dict(item_id=i, story_id=p.story_id, feed_id=feed_id, shingles=neardup.pack(fp.shingles), seen_at=now)
+            for i, p, fp in printed])
+        bands = [dict(band=band, item_id=i) for i, p, fp in printed for band in dict.fromkeys(fp.bands)
+                 if band not in p.crowded]
+        if bands:
+            conn.execute(story_bands.insert(), bands)
     return grown
 
 

@@ -208,3 +208,31 @@ def test_status_and_alerts_show_how_widely_a_story_is_reported(tmp_path: Path, s
     as_json = json.loads(monitor("alerts", "-c", config, "--json").stdout)
     assert sorted(a["kind"] or "alert" for a in as_json) == ["alert", "follow_up"]
     assert all(a["sources"] == 3 and a["source_names"] == ["Feed A", "Feed B", "Feed C"] for a in as_json)
+
+
+def test_a_crowded_band_stops_taking_items_and_copies_are_still_found(tmp_path: Path) -> None:
+    """Items sharing one band (a common phrase): once HOT_BAND items hold it, later ones
+    are indexed under their other bands only, so a lookup reads a bounded number of rows."""
+    from monitor.neardup import Fingerprint
+    from monitor.stories import HOT_BAND
+    from monitor.tables import feeds
+
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}", auto_migrate=True)
+    try:
+        with store.transaction() as conn:
+            conn.execute(feeds.insert().values(id=1, url="https://f.example/", active=True, interval_s=600,
+                                               error_count=0, next_poll_at=T0, created_at=T0))
+        common = 12345
+        prints = [Fingerprint(tuple(range(n * 100, n * 100 + 20)), (common, 10_000 + n)) for n in range(HOT_BAND + 8)]
+        for n, fp in enumerate(prints):
+            with store.transaction() as conn:
+                [placed] = place(conn, 1, [Report((f"url-{n}",), fp)], now=T0, window=StoryRules().window)
+                assert placed.opened  # distinct shingles: every one a story of its own
+                record(conn, 1, [(n + 1, placed, fp)], now=T0)
+        with store.transaction(write=False) as conn:
+            holders = conn.execute(select(story_bands.c.item_id).where(story_bands.c.band == common)).all()
+            assert len(holders) == HOT_BAND
+            [copy] = place(conn, 2, [Report(("elsewhere",), prints[-1])], now=T0, window=StoryRules().window)
+        assert not copy.opened and copy.key == "url-" + str(len(prints) - 1)
+    finally:
+        store.close()

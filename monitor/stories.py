@@ -233,7 +233,7 @@ def _nearest(print_: Fingerprint, candidates: Mapping[int, list[Candidate]]) -> 
                 continue
             seen.add(shingles)
             score = neardup.similarity(print_.shingles, shingles)
-            if score > best_score and neardup.similar(print_.shingles, shingles):
+            if score > best_score and neardup.same_story(print_.shingles, shingles):
                 best, best_score = story, score
     return best
 
@@ -243,7 +243,7 @@ def _same(earlier: Report, report: Report) -> bool:
     if earlier.story_keys[0] in report.story_keys:
         return True
     return (earlier.fingerprint is not None and report.fingerprint is not None
-            and neardup.similar(earlier.fingerprint.shingles, report.fingerprint.shingles))
+            and neardup.same_story(earlier.fingerprint.shingles, report.fingerprint.shingles))
 
 
 def _open(conn: Connection, story_keys: list[str], now: datetime) -> dict[str, Story]:

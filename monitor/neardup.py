@@ -125,7 +125,9 @@ def _feature(kind: int, text: str) -> int:
 
 
 def _parts(features: tuple[int, ...]) -> tuple[set[int], set[int], set[int]]:
-    title, numbers, summary = set(), set(), set()
+    title: set[int] = set()
+    numbers: set[int] = set()
+    summary: set[int] = set()
     for feature in features:
         kind = feature & _KIND
         (title if kind == TITLE else numbers if kind == NUMBER else summary).add(feature)

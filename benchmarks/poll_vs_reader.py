@@ -57,9 +57,9 @@ from tests.support.receiver import Receiver  # noqa: E402
 WORDS = "market council river election storm harvest museum league bridge festival".split()
 # Every item tells its own story: a template repeated with new numbers would be one story
 # told 60,000 times, and monitor would rightly fold the copies into one.
-VOCABULARY = [a + b for a in ("ka", "lo", "mi", "nu", "re", "sa", "ti", "vo", "ze", "pa", "do", "fi")
-              for b in ("ran", "dol", "mek", "sil", "tor", "vin", "bas", "cor", "lum", "fet", "gra", "hon",
-                        "jis", "kel", "mor", "nap", "pul", "ris", "sut", "wen")]
+VOCABULARY = [a + b + c for a in ("ka", "lo", "mi", "nu", "re", "sa", "ti", "vo", "ze", "pa", "do", "fi")
+              for b in ("r", "d", "m", "s", "t", "v", "b", "c", "l", "f", "g", "h", "j", "k", "n", "p")
+              for c in ("an", "ol", "ek", "il", "or", "in", "as", "um", "et", "ur", "is", "en")]  # 2,304 words
 TOPIC = "'ceasefire NEAR/3 talks'"
 
 
@@ -93,10 +93,10 @@ class Farm:
             subject = "ceasefire talks resume" if matching else f"{WORDS[n % 10]} report"
             words = random.Random(f * 1_000_003 + n).choices(VOCABULARY, k=30)
             entries.append({
-                "title": f"Feed {f} item {n}: {subject} in {' '.join(words[:5])}", "guid": f"f{f}-i{n}",
+                "title": f"{' '.join(words[:3])} {subject} {' '.join(words[3:7])}", "guid": f"f{f}-i{n}",
                 "link": _link(f, n),
                 "description": f"<p>Story <b>{n}</b> of feed {f}, about the {WORDS[(n + f) % 10]} "
-                               f"and the <a href='https://farm.example/{f}'>council</a>. {' '.join(words[5:])}."
+                               f"and the <a href='https://farm.example/{f}'>council</a>. {' '.join(words[7:])}."
                                "</p>",
             })
         self.server.set(f"/feed/{f}.xml", rss(entries, title=f"Feed {f}"))

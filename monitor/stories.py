@@ -21,10 +21,11 @@ from monitor.tables import alerts, feeds, items, stories, story_bands, story_ent
 # two instances must not each open a story for the same report ("stor").
 STORY_LOCK = 0x73746F72
 FOLLOW_UP = "follow_up"
-# A band shared by this many indexed items is a common phrase, not a story: items are no
-# longer indexed under it (their other bands still find them), so no lookup ever reads
-# more than about this many items per band, whatever the window holds.
-HOT_BAND = 32
+# A band shared by this many indexed items is a common phrase, not a story: it is neither
+# looked up (the database counts it, without handing its rows over) nor given more items;
+# an item's other bands still find its near-duplicates. So no lookup reads more than this
+# many items per band, whatever the window holds.
+HOT_BAND = 16
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,23 @@ def place(conn: Connection, feed_id: int, reports: Sequence[Report], *, now: dat
         return []
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": STORY_LOCK})
-    by_url = _stories_by_url(conn, {key for r in reports for key in r.story_keys})
-    candidates = _candidates(conn, {band for r in reports if r.fingerprint for band in r.fingerprint.bands},
-                             since=now - window)
-    chosen: list[Story | int | None] = []  # a stored story, the index of an earlier item's, or None: new
+    # A story is a stored one, or the index of the item of this document that opens it.
+    by_url: dict[str, Story | int] = dict(_stories_by_url(conn, {key for r in reports for key in r.story_keys}))
+    bands = {band for r in reports if r.fingerprint for band in r.fingerprint.bands}
+    crowded = _crowded(conn, bands)
+    candidates = _candidates(conn, bands - crowded, since=now - window)
+    chosen: list[Story | int | None] = []  # None: the item opens a story
     for n, report in enumerate(reports):
-        story: Story | int | None = next((by_url[key] for key in report.story_keys if key in by_url), None)
-        if story is None and report.fingerprint is not None:
-            story = _nearest(report.fingerprint, candidates)
-        if story is None:  # the same story as an item earlier in this very document?
-            story = next((i for i in range(n) if chosen[i] is None and _same(reports[i], report)), None)
+        said = neardup.read(report.fingerprint.shingles) if report.fingerprint else None
+        story = next((by_url[key] for key in report.story_keys if key in by_url), None)
+        if story is None and report.fingerprint is not None and said is not None:
+            story = _nearest(report.fingerprint, said, candidates)
+        if story is None:  # later items of this document may report it too
+            for key in report.story_keys:
+                by_url.setdefault(key, n)
+            if report.fingerprint is not None and said is not None:
+                for band in report.fingerprint.bands:
+                    candidates.setdefault(band, []).append((-n - 1, n, said))
         chosen.append(story)
     opened = _open(conn, [r.story_keys[0] for r, story in zip(reports, chosen) if story is None], now)
     stories_of: list[Story] = []
@@ -89,10 +97,9 @@ def place(conn: Connection, feed_id: int, reports: Sequence[Report], *, now: dat
                                      feed_id=feed_id)} if stored else set()
     placements, earlier = [], set()
     for report, story in zip(reports, stories_of):  # a second report of one story in one document is a re-issue too
-        crowded = frozenset(band for band in report.fingerprint.bands
-                            if len(candidates.get(band, ())) >= HOT_BAND) if report.fingerprint else frozenset()
+        full = crowded.intersection(report.fingerprint.bands) if report.fingerprint else frozenset()
         placements.append(Placement(story.id, story.key, story.id in had or story.id in earlier, story.key in opened,
-                                    crowded))
+                                    full))
         earlier.add(story.id)
     return placements
 
@@ -206,44 +213,48 @@ def _stories_by_url(conn: Connection, story_keys: set[str]) -> dict[str, Story]:
     return known
 
 
-Candidate = tuple[Story, tuple[int, ...]]  # an indexed item's story and shingles
+Candidate = tuple[int, Story | int, neardup.Text]  # an indexed item (or a poll's), its story and its text
+
+
+def _crowded(conn: Connection, bands: set[int]) -> frozenset[int]:
+    """Of these bands, those HOT_BAND indexed items share (the rows themselves stay put)."""
+    statement = (select(story_bands.c.band).where(story_bands.c.band.in_(bindparam("bands", expanding=True)))
+                 .group_by(story_bands.c.band).having(func.count() >= HOT_BAND))
+    return frozenset(band for chunk in chunks(sorted(bands)) for band, in conn.execute(statement, {"bands": chunk}))
 
 
 def _candidates(conn: Connection, bands: set[int], *, since: datetime) -> dict[int, list[Candidate]]:
-    """Band → the indexed items within the window that share it."""
+    """Band → the indexed items within the window that share it (each item read once)."""
     found_by_band: dict[int, list[Candidate]] = {}
-    statement = (select(story_bands.c.band, stories.c.id, stories.c.key, story_entries.c.shingles)
+    texts: dict[int, neardup.Text] = {}
+    statement = (select(story_bands.c.band, story_entries.c.item_id, stories.c.id, stories.c.key,
+                        story_entries.c.shingles)
                  .join(story_entries, story_entries.c.item_id == story_bands.c.item_id)
                  .join(stories, stories.c.id == story_entries.c.story_id)
                  .where(story_bands.c.band.in_(bindparam("bands", expanding=True)),
                         story_entries.c.seen_at >= since))
     for chunk in chunks(sorted(bands)):
-        for band, story, key, shingles in conn.execute(statement, {"bands": chunk}):
-            found_by_band.setdefault(band, []).append((Story(story, key), neardup.unpack(shingles)))
+        for band, item, story, key, shingles in conn.execute(statement, {"bands": chunk}):
+            if item not in texts:
+                texts[item] = neardup.read(neardup.unpack(shingles))
+            found_by_band.setdefault(band, []).append((item, Story(story, key), texts[item]))
     return found_by_band
 
 
-def _nearest(print_: Fingerprint, candidates: Mapping[int, list[Candidate]]) -> Story | None:
+def _nearest(print_: Fingerprint, text: neardup.Text, candidates: Mapping[int, list[Candidate]]) -> Story | int | None:
     """The story of the most similar indexed item, if it is near-identical."""
-    best, best_score = None, 0.0
-    seen: set[tuple[int, ...]] = set()
+    best: Story | int | None = None
+    best_score = 0.0
+    seen: set[int] = set()
     for band in print_.bands:
-        for story, shingles in candidates.get(band, ()):
-            if shingles in seen:
+        for item, story, other in candidates.get(band, ()):
+            if item in seen:  # met in several bands
                 continue
-            seen.add(shingles)
-            score = neardup.similarity(print_.shingles, shingles)
-            if score > best_score and neardup.same_story(print_.shingles, shingles):
+            seen.add(item)
+            score = neardup.match(text, other)
+            if score is not None and score > best_score:
                 best, best_score = story, score
     return best
-
-
-def _same(earlier: Report, report: Report) -> bool:
-    """Two items of one document report one story: one URL, or near-identical text."""
-    if earlier.story_keys[0] in report.story_keys:
-        return True
-    return (earlier.fingerprint is not None and report.fingerprint is not None
-            and neardup.same_story(earlier.fingerprint.shingles, report.fingerprint.shingles))
 
 
 def _open(conn: Connection, story_keys: list[str], now: datetime) -> dict[str, Story]:

@@ -6,6 +6,7 @@ live in the database and are compared by other processes."""
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 import struct
 import zlib
 from dataclasses import dataclass
@@ -155,13 +156,9 @@ class Text(NamedTuple):
 
 
 def read(shingles: tuple[int, ...]) -> Text:
-    title: list[int] = []
-    numbers: list[int] = []
-    summary: list[int] = []
-    for s in shingles:
-        kind = s & _KIND
-        (title if kind == _TITLE else numbers if kind == _NUMBER else summary).append(s)
-    return Text(frozenset(title), frozenset(numbers), frozenset(summary))
+    # Sorted shingles run title, numbers, summary: their kind is in the top bits.
+    numbers, summary = bisect_left(shingles, _NUMBER), bisect_left(shingles, _SUMMARY)
+    return Text(frozenset(shingles[:numbers]), frozenset(shingles[numbers:summary]), frozenset(shingles[summary:]))
 
 
 def match(a: Text, b: Text, title_threshold: float = TITLE_THRESHOLD) -> float | None:

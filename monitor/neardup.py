@@ -6,9 +6,9 @@ live in the database and are compared by other processes."""
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 import struct
 import zlib
+from bisect import bisect_left
 from dataclasses import dataclass
 from hashlib import blake2b
 from typing import NamedTuple

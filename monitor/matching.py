@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from operator import itemgetter
+from typing import NamedTuple, TypeGuard
 
 from monitor.query import And, Leaf, Near, Node, Not, Or, Phrase, Prefix, Term
 from monitor.words import Document, FieldTokens, has_prefix, starting
@@ -33,6 +34,10 @@ class Matcher:
     def match(self, doc: Document) -> list[str] | None:
         if not self.holds(doc):
             return None
+        return self.report(doc)
+
+    def report(self, doc: Document) -> list[str]:
+        """What the query reports for `doc`, which it must hold for."""
         if self.fixed is not None:
             return list(self.fixed)
         found: list[Hit] = []
@@ -45,9 +50,12 @@ class Matcher:
 def _report(hits: list[Hit]) -> list[str]:
     """The matched words in query order, each once (case aside)."""
     labels: dict[str, str] = {}
-    for _, label in sorted(hits, key=lambda hit: hit[0]):
+    for _, label in sorted(hits, key=_column):
         labels.setdefault(label.casefold(), label)
     return list(labels.values())
+
+
+_column = itemgetter(0)
 
 
 def compile_matcher(root: Node) -> Matcher:
@@ -78,6 +86,8 @@ def holds(node: Node) -> Holds:
     if isinstance(node, Prefix):
         return _prefix_holds(node)
     if isinstance(node, Phrase):
+        if node.exact is None and not _has_stem(node):
+            return _plain_phrase_holds(node)
         return _remembered(node, _phrase_holds)
     if isinstance(node, And):
         return _all([holds(child) for child in node.children])
@@ -123,10 +133,15 @@ def collect(node: Node) -> Collect:
                 part(doc, found)
         return collect_all
     if isinstance(node, Or):
-        # Every present alternative is reported, not just the first.
-        options = [(holds(child), collect(child)) for child in node.children]
+        # Every present alternative is reported, not just the first; in any order, as the
+        # report sorts by column. Words, the commonest alternatives, are checked in a line.
+        words = tuple((c.word, (c.column, c.label)) for c in node.children if _plain_term(c))
+        options = [(holds(c), collect(c)) for c in node.children if not _plain_term(c)]
 
         def collect_present(doc: Document, found: list[Hit]) -> None:
+            if words:
+                held = doc.words
+                found += [hit for word, hit in words if word in held]
             for present, part in options:
                 if present(doc):
                     part(doc, found)
@@ -180,6 +195,14 @@ def _prefix_holds(prefix: Prefix) -> Holds:
     return lambda doc: has_prefix(doc.field(field).vocabulary, stem)
 
 
+def _plain_phrase_holds(phrase: Phrase) -> Holds:
+    # A search of the field's text (in C) costs less than remembering its answer.
+    needle, field = f" {' '.join(phrase.words)} ", phrase.field
+    if field is None:
+        return lambda doc: needle in doc.title.joined or needle in doc.summary.joined
+    return lambda doc: needle in doc.field(field).joined
+
+
 def _phrase_holds(phrase: Phrase | Near) -> Holds:
     assert isinstance(phrase, Phrase)
     plain = tuple(w for w in phrase.words if not w.endswith("*"))
@@ -193,6 +216,11 @@ def _phrase_holds(phrase: Phrase | Near) -> Holds:
                 return False
         return any(next(_phrase_spans(phrase, tokens), None) for tokens in _fields(doc, field))
     return phrase_holds
+
+
+def _plain_term(node: Node) -> TypeGuard[Term]:
+    """A word, in either field, of any case: it holds when it is in doc.words."""
+    return isinstance(node, Term) and node.exact is None and node.field is None
 
 
 def _has_stem(leaf: Leaf) -> bool:

@@ -3,7 +3,9 @@
 Each node becomes two closures. `holds(doc)` says whether the node holds, the cheap way:
 with set lookups and short-circuits, no positions unless a phrase or NEAR needs them, no
 labels. `collect(doc, hits)` appends what a node that holds reports. Most of the topics
-the query index hands over do not match, and those never get past `holds`.
+the query index hands over do not match, and those never get past `holds`. A query's
+report is made the cheapest way its shape allows: once for all items when it never
+changes, in one pass over an OR of words and phrases.
 """
 
 from __future__ import annotations
@@ -23,28 +25,19 @@ Holds = Callable[[Document], bool]
 Collect = Callable[[Document, list[Hit]], None]
 
 
+Report = Callable[[Document], list[str]]
+
+
 @dataclass(frozen=True)
 class Matcher:
     """A compiled query: see Query.match."""
 
     holds: Holds
-    collect: Collect
+    report: Report  # what the query reports for a document it holds for
     fixed: tuple[str, ...] | None = None  # the report, when it is the same for every item
 
     def match(self, doc: Document) -> list[str] | None:
-        if not self.holds(doc):
-            return None
-        return self.report(doc)
-
-    def report(self, doc: Document) -> list[str]:
-        """What the query reports for `doc`, which it must hold for."""
-        if self.fixed is not None:
-            return list(self.fixed)
-        found: list[Hit] = []
-        self.collect(doc, found)
-        if len(found) == 1:
-            return [found[0][1]]
-        return _report(found)
+        return self.report(doc) if self.holds(doc) else None
 
 
 def _report(hits: list[Hit]) -> list[str]:
@@ -59,7 +52,37 @@ _column = itemgetter(0)
 
 
 def compile_matcher(root: Node) -> Matcher:
-    return Matcher(holds(root), collect(root), _fixed(root))
+    fixed = _fixed(root)
+    return Matcher(holds(root), _reporter(root, fixed), fixed)
+
+
+def _reporter(root: Node, fixed: tuple[str, ...] | None) -> Report:
+    """The query's report, the cheapest way its shape allows."""
+    if fixed is not None:
+        return lambda doc: list(fixed)
+    if isinstance(root, Or) and all(_reports_itself(c) for c in root.children):
+        # Alternatives that each report their own label, in query order: those present
+        # are the report, unless two labels could be one (then the general way).
+        children = sorted(root.children, key=lambda c: c.column)
+        labels = [c.label for c in children]  # type: ignore[union-attr]
+        if len({label.casefold() for label in labels}) == len(labels):
+            if all(_plain_term(c) for c in children):
+                words = tuple((c.word, c.label) for c in children if _plain_term(c))
+                return lambda doc: [label for word, label in words if word in doc.words]
+            options = tuple((holds(c), label) for c, label in zip(children, labels))
+            return lambda doc: [label for present, label in options if present(doc)]
+    gather = collect(root)
+
+    def report(doc: Document) -> list[str]:
+        found: list[Hit] = []
+        gather(doc, found)
+        return [found[0][1]] if len(found) == 1 else _report(found)
+    return report
+
+
+def _reports_itself(node: Node) -> bool:
+    """A word, or a phrase without a prefix: reports its label, once, when it holds."""
+    return isinstance(node, Term) or (isinstance(node, Phrase) and not _has_stem(node))
 
 
 def _fixed(root: Node) -> tuple[str, ...] | None:

@@ -3,7 +3,9 @@
 Each node becomes two closures. `holds(doc)` says whether the node holds, the cheap way:
 with set lookups and short-circuits, no positions unless a phrase or NEAR needs them, no
 labels. `collect(doc, hits)` appends what a node that holds reports. Most of the topics
-the query index hands over do not match, and those never get past `holds`.
+the query index hands over do not match, and those never get past `holds`. A query's
+report is made the cheapest way its shape allows: once for all items when it never
+changes, in one pass over an OR of words and phrases.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import NamedTuple
+from operator import itemgetter
+from typing import NamedTuple, TypeGuard
 
 from monitor.query import And, Leaf, Near, Node, Not, Or, Phrase, Prefix, Term
 from monitor.words import Document, FieldTokens, has_prefix, starting
@@ -22,36 +25,64 @@ Holds = Callable[[Document], bool]
 Collect = Callable[[Document, list[Hit]], None]
 
 
+Report = Callable[[Document], list[str]]
+
+
 @dataclass(frozen=True)
 class Matcher:
     """A compiled query: see Query.match."""
 
     holds: Holds
-    collect: Collect
+    report: Report  # what the query reports for a document it holds for
     fixed: tuple[str, ...] | None = None  # the report, when it is the same for every item
 
     def match(self, doc: Document) -> list[str] | None:
-        if not self.holds(doc):
-            return None
-        if self.fixed is not None:
-            return list(self.fixed)
-        found: list[Hit] = []
-        self.collect(doc, found)
-        if len(found) == 1:
-            return [found[0][1]]
-        return _report(found)
+        return self.report(doc) if self.holds(doc) else None
 
 
 def _report(hits: list[Hit]) -> list[str]:
     """The matched words in query order, each once (case aside)."""
     labels: dict[str, str] = {}
-    for _, label in sorted(hits, key=lambda hit: hit[0]):
+    for _, label in sorted(hits, key=_column):
         labels.setdefault(label.casefold(), label)
     return list(labels.values())
 
 
+_column = itemgetter(0)
+
+
 def compile_matcher(root: Node) -> Matcher:
-    return Matcher(holds(root), collect(root), _fixed(root))
+    fixed = _fixed(root)
+    return Matcher(holds(root), _reporter(root, fixed), fixed)
+
+
+def _reporter(root: Node, fixed: tuple[str, ...] | None) -> Report:
+    """The query's report, the cheapest way its shape allows."""
+    if fixed is not None:
+        return lambda doc: list(fixed)
+    if isinstance(root, Or) and all(_reports_itself(c) for c in root.children):
+        # Alternatives that each report their own label, in query order: those present
+        # are the report, unless two labels could be one (then the general way).
+        children = sorted(root.children, key=lambda c: c.column)
+        labels = [c.label for c in children]  # type: ignore[union-attr]
+        if len({label.casefold() for label in labels}) == len(labels):
+            if all(_plain_term(c) for c in children):
+                words = tuple((c.word, c.label) for c in children if _plain_term(c))
+                return lambda doc: [label for word, label in words if word in doc.words]
+            options = tuple((holds(c), label) for c, label in zip(children, labels))
+            return lambda doc: [label for present, label in options if present(doc)]
+    gather = collect(root)
+
+    def report(doc: Document) -> list[str]:
+        found: list[Hit] = []
+        gather(doc, found)
+        return [found[0][1]] if len(found) == 1 else _report(found)
+    return report
+
+
+def _reports_itself(node: Node) -> bool:
+    """A word, or a phrase without a prefix: reports its label, once, when it holds."""
+    return isinstance(node, Term) or (isinstance(node, Phrase) and not _has_stem(node))
 
 
 def _fixed(root: Node) -> tuple[str, ...] | None:
@@ -78,6 +109,8 @@ def holds(node: Node) -> Holds:
     if isinstance(node, Prefix):
         return _prefix_holds(node)
     if isinstance(node, Phrase):
+        if node.exact is None and not _has_stem(node):
+            return _plain_phrase_holds(node)
         return _remembered(node, _phrase_holds)
     if isinstance(node, And):
         return _all([holds(child) for child in node.children])
@@ -123,10 +156,15 @@ def collect(node: Node) -> Collect:
                 part(doc, found)
         return collect_all
     if isinstance(node, Or):
-        # Every present alternative is reported, not just the first.
-        options = [(holds(child), collect(child)) for child in node.children]
+        # Every present alternative is reported, not just the first; in any order, as the
+        # report sorts by column. Words, the commonest alternatives, are checked in a line.
+        words = tuple((c.word, (c.column, c.label)) for c in node.children if _plain_term(c))
+        options = [(holds(c), collect(c)) for c in node.children if not _plain_term(c)]
 
         def collect_present(doc: Document, found: list[Hit]) -> None:
+            if words:
+                held = doc.words
+                found += [hit for word, hit in words if word in held]
             for present, part in options:
                 if present(doc):
                     part(doc, found)
@@ -180,6 +218,14 @@ def _prefix_holds(prefix: Prefix) -> Holds:
     return lambda doc: has_prefix(doc.field(field).vocabulary, stem)
 
 
+def _plain_phrase_holds(phrase: Phrase) -> Holds:
+    # A search of the field's text (in C) costs less than remembering its answer.
+    needle, field = f" {' '.join(phrase.words)} ", phrase.field
+    if field is None:
+        return lambda doc: needle in doc.title.joined or needle in doc.summary.joined
+    return lambda doc: needle in doc.field(field).joined
+
+
 def _phrase_holds(phrase: Phrase | Near) -> Holds:
     assert isinstance(phrase, Phrase)
     plain = tuple(w for w in phrase.words if not w.endswith("*"))
@@ -193,6 +239,11 @@ def _phrase_holds(phrase: Phrase | Near) -> Holds:
                 return False
         return any(next(_phrase_spans(phrase, tokens), None) for tokens in _fields(doc, field))
     return phrase_holds
+
+
+def _plain_term(node: Node) -> TypeGuard[Term]:
+    """A word, in either field, of any case: it holds when it is in doc.words."""
+    return isinstance(node, Term) and node.exact is None and node.field is None
 
 
 def _has_stem(leaf: Leaf) -> bool:

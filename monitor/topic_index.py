@@ -13,10 +13,13 @@ item could match rather than with all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Set
-from typing import Generic, TypeVar
+from collections.abc import Iterable, Set
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from monitor.query import And, Document, Leaf, Near, Node, Not, Or, Phrase, Prefix, Query, Term
+
+if TYPE_CHECKING:
+    from monitor.matching import Matcher
 
 T = TypeVar("T")
 
@@ -56,6 +59,25 @@ def requirement(node: Node) -> Requirement:
         sides = (_any_of(node.left), _any_of(node.right))
         return _distinct(side for side in sides if side is not None)
     raise TypeError(f"not a query node: {node!r}")
+
+
+def alternatives(node: Node) -> tuple[Node, ...]:
+    """The parts of a query any one of which makes it hold. Each is filed on its own: an
+    item is then a candidate only if it holds every group of one of them, not merely a
+    word of any (`"peace talks" OR Putin` is not worth checking for each item with "talks")."""
+    return node.children if isinstance(node, Or) else (node,)
+
+
+def decided(node: Node) -> bool:
+    """Whether `node` holds for every item that holds every group of requirement(node):
+    words and prefixes (anywhere, or in the title) joined by AND, and OR of such words."""
+    if isinstance(node, (Term, Prefix)):
+        return node.exact is None and node.field in (None, "title")
+    if isinstance(node, And):
+        return all(decided(child) for child in node.children)
+    if isinstance(node, Or):  # its one group is its children's keys
+        return all(isinstance(child, (Term, Prefix)) and decided(child) for child in node.children)
+    return False
 
 
 def _leaf_keys(leaf: Leaf) -> list[str]:
@@ -112,35 +134,46 @@ class TopicIndex(Generic[T]):
         entries = list(topics)
         self.topics: tuple[T, ...] = tuple(topic for topic, _ in entries)
         self.queries: tuple[Query, ...] = tuple(query for _, query in entries)
-        plain: dict[str, list[int]] = {}  # key → the topics filed under it that need nothing else
-        checked: dict[str, list[tuple[int, Requirement]]] = {}  # key → (topic, its other groups)
+        # key → the topics filed under it that need nothing else, the exact matcher aside,
+        # and those that need nothing else at all (decided by the index)
+        plain: dict[str, list[int]] = {}
+        sure: dict[str, list[int]] = {}
+        # key → a key of the topic's second group → (topic, its groups after those two,
+        # whether holding them decides the topic): pairs looked up with set operations
+        # rule out most topics before any Python loop reaches them
+        paired: dict[str, dict[str, list[tuple[int, Requirement, bool]]]] = {}
         always: list[int] = []
         keys: set[str] = set()
         for ordinal, query in enumerate(self.queries):
-            groups = sorted(requirement(query.root), key=cost)
-            if not groups:
+            options = [(part, sorted(requirement(part), key=cost)) for part in alternatives(query.root)]
+            if not all(groups for _, groups in options):
                 always.append(ordinal)
                 continue
-            others = tuple(groups[1 : 1 + _CHECKED])
-            for key in groups[0]:
-                if others:
-                    checked.setdefault(key, []).append((ordinal, others))
-                else:
-                    plain.setdefault(key, []).append(ordinal)
-            keys.update(*groups[: 1 + _CHECKED])
-        self._plain = plain
-        self._checked = checked
+            for part, groups in options:
+                settled = len(groups) <= 1 + _CHECKED and decided(part)
+                rest = tuple(groups[2 : 1 + _CHECKED])
+                for key in groups[0]:
+                    if len(groups) == 1:
+                        (sure if settled else plain).setdefault(key, []).append(ordinal)
+                        continue
+                    by_second = paired.setdefault(key, {})
+                    for second in groups[1]:
+                        by_second.setdefault(second, []).append((ordinal, rest, settled))
+                keys.update(*groups[: 1 + _CHECKED])
+        self._plain, self._sure = plain, sure
+        self._paired = {key: (frozenset(by_second), by_second) for key, by_second in paired.items()}
         self.always: tuple[int, ...] = tuple(always)  # checked for every item
         # Sets, not dict views: `words & dict.keys()` copies every key into a new set first.
         self._plain_keys = frozenset(plain)
-        self._checked_keys = frozenset(checked)
+        self._sure_keys = frozenset(sure)
+        self._paired_keys = frozenset(paired)
         self._keys = frozenset(keys)
         self._words = frozenset(k for k in keys if ":" not in k and not k.endswith("*"))
         self._stems = frozenset(k.rpartition(":")[2][:-1] for k in keys if k.endswith("*"))
         self._stem_lengths = tuple(sorted({len(stem) for stem in self._stems}))
         self._title = frozenset(k.partition(":")[2] for k in keys if k.startswith("title:"))
         self._known = _Stemmed()
-        self._matchers: list[Callable[[Document], list[str] | None] | None] = [None] * len(self.queries)
+        self._matchers: list[Matcher | None] = [None] * len(self.queries)
 
     def __len__(self) -> int:
         return len(self.topics)
@@ -175,19 +208,30 @@ class TopicIndex(Generic[T]):
 
     def candidates(self, doc: Document) -> list[int]:
         """Ordinals, ascending, of the topics that could match `doc`; no other can."""
+        found, sure = self._candidates(doc)
+        return sorted(found | sure)
+
+    def _candidates(self, doc: Document) -> tuple[set[int], set[int]]:
+        """The topics that could match `doc`, and those of them that do (their query is
+        what the index checked)."""
         present = self.keys_in(doc)
         found: set[int] = set(self.always)
-        plain, checked = self._plain, self._checked
+        sure: set[int] = set()
+        plain, settled, paired = self._plain, self._sure, self._paired
         for key in present & self._plain_keys:
             found.update(plain[key])
-        for key in present & self._checked_keys:
-            for ordinal, others in checked[key]:
-                for group in others:
-                    if present.isdisjoint(group):
-                        break
-                else:
-                    found.add(ordinal)
-        return sorted(found)
+        for key in present & self._sure_keys:
+            sure.update(settled[key])
+        for key in present & self._paired_keys:
+            seconds, by_second = paired[key]
+            for second in present & seconds:
+                for ordinal, rest, decides in by_second[second]:
+                    for group in rest:
+                        if present.isdisjoint(group):
+                            break
+                    else:
+                        (sure if decides else found).add(ordinal)
+        return found, sure
 
     def matches(self, doc: Document, skip: Set[int] = frozenset()) -> list[tuple[T, list[str]]]:
         """(topic, matched words) for every topic that matches `doc`, in the order the
@@ -195,13 +239,14 @@ class TopicIndex(Generic[T]):
         topic's query in turn would give."""
         out = []
         topics, matchers = self.topics, self._matchers
-        for ordinal in self.candidates(doc):
+        found, sure = self._candidates(doc)
+        for ordinal in sorted(found | sure):
             if ordinal in skip:
                 continue
-            match = matchers[ordinal]
-            if match is None:  # compiled on first use, by whichever thread gets there
-                match = matchers[ordinal] = self.queries[ordinal].matcher.match
-            matched = match(doc)
+            matcher = matchers[ordinal]
+            if matcher is None:  # compiled on first use, by whichever thread gets there
+                matcher = matchers[ordinal] = self.queries[ordinal].matcher
+            matched = matcher.report(doc) if ordinal in sure else matcher.match(doc)
             if matched:
                 out.append((topics[ordinal], matched))
         return out

@@ -124,6 +124,12 @@ class FieldTokens:
         """The distinct words, sorted, for prefix lookups."""
         return tuple(sorted(self.wordset))
 
+    @cached_property
+    def joined(self) -> str:
+        """The words between single spaces, a space at each end: a phrase of plain words
+        occurs exactly where " its words " does, and str's search runs in C."""
+        return f" {' '.join(self.words)} "
+
     def positions(self, word: str) -> list[int]:
         """Where the folded `word` occurs, ascending."""
         # tuple.count and tuple.index scan in C: cheaper than an index of every word's

@@ -4,6 +4,7 @@ and the follow-ups owed when a story reaches enough sources."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,10 +12,11 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy.sql import Select
 
 from monitor import neardup
 from monitor.neardup import Fingerprint
-from monitor.sql import chunks, found, insert_or_skip, new_rows
+from monitor.sql import bound, found, insert_or_skip, insert_plain, is_one_of, listed, new_rows
 from monitor.tables import alerts, feeds, items, stories, story_bands, story_entries, story_reports
 
 # PostgreSQL advisory lock held, until commit, by a transaction placing items in stories:
@@ -72,8 +74,7 @@ def place(conn: Connection, feed_id: int, reports: Sequence[Report], *, now: dat
     # A story is a stored one, or the index of the item of this document that opens it.
     by_url: dict[str, Story | int] = dict(_stories_by_url(conn, {key for r in reports for key in r.story_keys}))
     bands = {band for r in reports if r.fingerprint for band in r.fingerprint.bands}
-    crowded = _crowded(conn, bands)
-    candidates = _candidates(conn, bands - crowded, since=now - window)
+    crowded, candidates = _indexed(conn, bands, since=now - window)
     chosen: list[Story | int | None] = []  # None: the item opens a story
     for n, report in enumerate(reports):
         said = neardup.read(report.fingerprint.shingles) if report.fingerprint else None
@@ -128,13 +129,11 @@ def record(conn: Connection, feed_id: int, placed: Sequence[tuple[int, Placement
         conn.execute(update(stories).where(stories.c.id.in_(older)).values(last_seen_at=now))
     printed = [(item_id, p, fp) for item_id, p, fp in placed if fp is not None]
     if printed:
-        conn.execute(story_entries.insert(), [
-            dict(item_id=i, story_id=p.story_id, feed_id=feed_id, shingles=neardup.pack(fp.shingles), seen_at=now)
-            for i, p, fp in printed])
-        bands = [dict(band=band, item_id=i) for i, p, fp in printed for band in dict.fromkeys(fp.bands)
-                 if band not in p.crowded]
-        if bands:
-            conn.execute(story_bands.insert(), bands)
+        seen_at = bound(conn, story_entries.c.seen_at, now)
+        insert_plain(conn, story_entries, ("item_id", "story_id", "feed_id", "shingles", "seen_at"), [
+            (i, p.story_id, feed_id, neardup.pack(fp.shingles), seen_at) for i, p, fp in printed])
+        insert_plain(conn, story_bands, ("band", "item_id"), [
+            (band, i) for i, p, fp in printed for band in dict.fromkeys(fp.bands) if band not in p.crowded])
     return grown
 
 
@@ -157,12 +156,10 @@ def follow_ups(conn: Connection, grown: Mapping[int, int], keys: Mapping[int, st
 def source_names(conn: Connection, story_ids: set[int]) -> dict[int, tuple[str, ...]]:
     """Story → the names of the feeds that reported it, in the order they did."""
     names: dict[int, list[str]] = {}
-    statement = (select(story_reports.c.story_id, func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url))
-                 .join(feeds, feeds.c.id == story_reports.c.feed_id)
-                 .where(story_reports.c.story_id.in_(bindparam("stories", expanding=True)))
-                 .order_by(story_reports.c.seen_at, story_reports.c.feed_id))
-    for chunk in chunks(sorted(story_ids)):
-        for story, name in conn.execute(statement, {"stories": chunk}):
+    if story_ids:
+        dialect = conn.dialect.name
+        for story, name in conn.execute(_names_of_sources(dialect),
+                                        {"values": listed(story_reports.c.story_id, dialect, sorted(story_ids))}):
             names.setdefault(story, []).append(name)
     return {story: tuple(feed_names) for story, feed_names in names.items()}
 
@@ -205,10 +202,10 @@ def _stories_by_url(conn: Connection, story_keys: set[str]) -> dict[str, Story]:
     """Story key → story, for the keys a story is known by: its own, or an item's in it."""
     known = {key: Story(story, key) for key, story in found(conn, (stories.c.key, stories.c.id), stories.c.key,
                                                              story_keys)}
-    by_item = (select(items.c.story_key, stories.c.id, stories.c.key).join(stories, stories.c.id == items.c.story_id)
-               .where(items.c.story_key.in_(bindparam("values", expanding=True))))
-    for chunk in chunks(sorted(story_keys - set(known))):
-        for key, story, story_key in conn.execute(by_item, {"values": chunk}):
+    if unknown := sorted(story_keys - set(known)):
+        dialect = conn.dialect.name
+        for key, story, story_key in conn.execute(_stories_of_items(dialect),
+                                                  {"values": listed(items.c.story_key, dialect, unknown)}):
             known.setdefault(key, Story(story, story_key))
     return known
 
@@ -216,29 +213,58 @@ def _stories_by_url(conn: Connection, story_keys: set[str]) -> dict[str, Story]:
 Candidate = tuple[int, Story | int, neardup.Text]  # an indexed item (or a poll's), its story and its text
 
 
-def _crowded(conn: Connection, bands: set[int]) -> frozenset[int]:
-    """Of these bands, those HOT_BAND indexed items share (the rows themselves stay put)."""
-    statement = (select(story_bands.c.band).where(story_bands.c.band.in_(bindparam("bands", expanding=True)))
-                 .group_by(story_bands.c.band).having(func.count() >= HOT_BAND))
-    return frozenset(band for chunk in chunks(sorted(bands)) for band, in conn.execute(statement, {"bands": chunk}))
-
-
-def _candidates(conn: Connection, bands: set[int], *, since: datetime) -> dict[int, list[Candidate]]:
-    """Band → the indexed items within the window that share it (each item read once)."""
+def _indexed(conn: Connection, bands: set[int], *, since: datetime) -> tuple[frozenset[int], dict[int, list[Candidate]]]:
+    """Of these bands, those HOT_BAND indexed items share (crowded); of the others, band →
+    the indexed items within the window that share it."""
+    if not bands:
+        return frozenset(), {}
+    dialect = conn.dialect.name
+    rows = conn.execute(_band_rows(dialect), {"values": listed(story_bands.c.band, dialect, sorted(bands)),
+                                              "since": since}).all()
+    shared: dict[int, int] = {}
+    for band, *_ in rows:
+        shared[band] = shared.get(band, 0) + 1
+    crowded = frozenset(band for band, count in shared.items() if count >= HOT_BAND)
     found_by_band: dict[int, list[Candidate]] = {}
-    texts: dict[int, neardup.Text] = {}
-    statement = (select(story_bands.c.band, story_entries.c.item_id, stories.c.id, stories.c.key,
-                        story_entries.c.shingles)
-                 .join(story_entries, story_entries.c.item_id == story_bands.c.item_id)
-                 .join(stories, stories.c.id == story_entries.c.story_id)
-                 .where(story_bands.c.band.in_(bindparam("bands", expanding=True)),
-                        story_entries.c.seen_at >= since))
-    for chunk in chunks(sorted(bands)):
-        for band, item, story, key, shingles in conn.execute(statement, {"bands": chunk}):
-            if item not in texts:
-                texts[item] = neardup.read(neardup.unpack(shingles))
-            found_by_band.setdefault(band, []).append((item, Story(story, key), texts[item]))
-    return found_by_band
+    for band, item, recent, story, key, shingles in rows:
+        if recent and band not in crowded:
+            found_by_band.setdefault(band, []).append((item, Story(story, key), _text(shingles)))
+    return crowded, found_by_band
+
+
+@functools.lru_cache(maxsize=2048)
+def _text(shingles: bytes) -> neardup.Text:
+    """An indexed item's text, read once: the same items are candidates of many polls.
+    Keyed by content, so safe across databases; 2,048 texts of up to ~15 kB each keep
+    the cache well inside the memory target."""
+    return neardup.read(neardup.unpack(shingles))
+
+
+@functools.cache
+def _band_rows(dialect: str) -> Select:
+    """The items sharing any of some bands: band, item, whether it is within the window,
+    its story and its shingles. No band leads to many more than HOT_BAND items: a
+    crowded band gets no more."""
+    return (select(story_bands.c.band, story_entries.c.item_id, (story_entries.c.seen_at >= bindparam("since")),
+                   stories.c.id, stories.c.key, story_entries.c.shingles)
+            .join(story_entries, story_entries.c.item_id == story_bands.c.item_id)
+            .join(stories, stories.c.id == story_entries.c.story_id)
+            .where(is_one_of(story_bands.c.band, dialect)))
+
+
+@functools.cache
+def _stories_of_items(dialect: str) -> Select:
+    """Story key of an item → its story's id and key, for items whose story another opened."""
+    return (select(items.c.story_key, stories.c.id, stories.c.key).join(stories, stories.c.id == items.c.story_id)
+            .where(is_one_of(items.c.story_key, dialect)))
+
+
+@functools.cache
+def _names_of_sources(dialect: str) -> Select:
+    return (select(story_reports.c.story_id, func.coalesce(feeds.c.name, feeds.c.title, feeds.c.url))
+            .join(feeds, feeds.c.id == story_reports.c.feed_id)
+            .where(is_one_of(story_reports.c.story_id, dialect))
+            .order_by(story_reports.c.seen_at, story_reports.c.feed_id))
 
 
 def _nearest(print_: Fingerprint, text: neardup.Text, candidates: Mapping[int, list[Candidate]]) -> Story | int | None:

@@ -246,8 +246,7 @@ class TopicIndex(Generic[T]):
             matcher = matchers[ordinal]
             if matcher is None:  # compiled on first use, by whichever thread gets there
                 matcher = matchers[ordinal] = self.queries[ordinal].matcher
-            matched = matcher.report(doc) if ordinal in sure else matcher.match(doc)
-            if matched:
+            if (ordinal in sure or matcher.holds(doc)) and (matched := matcher.report(doc)):
                 out.append((topics[ordinal], matched))
         return out
 

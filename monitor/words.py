@@ -197,4 +197,4 @@ def prepare(title: str, summary: str) -> Document:
     Each field keeps its words twice: casefolded, for ordinary terms, and with case kept,
     for `{...}` terms, which thus compare case exactly but still ignore diacritics."""
     head, body = _field_tokens("title", title), _field_tokens("summary", summary)
-    return Document(head, body, frozenset(head.words + body.words))
+    return Document(head, body, frozenset(head.words).union(body.words))

@@ -171,8 +171,8 @@ class TopicIndex(Generic[T]):
         self._words = frozenset(k for k in keys if ":" not in k and not k.endswith("*"))
         self._stems = frozenset(k.rpartition(":")[2][:-1] for k in keys if k.endswith("*"))
         self._stem_lengths = tuple(sorted({len(stem) for stem in self._stems}))
-        self._title = frozenset(k.partition(":")[2] for k in keys if k.startswith("title:"))
-        self._known = _Stemmed()
+        self._title_words = frozenset(k[6:] for k in keys if k.startswith("title:") and not k.endswith("*"))
+        self._learnt = _Learnt()
         self._matchers: list[Matcher | None] = [None] * len(self.queries)
 
     def __len__(self) -> int:
@@ -180,31 +180,39 @@ class TopicIndex(Generic[T]):
 
     def keys_in(self, doc: Document) -> set[str]:
         """The index's keys that `doc` holds."""
+        learnt = self._learnt
+        if len(learnt.seen) >= _LEARNT_MAX:  # a bound for a daemon that reads for months
+            learnt = self._learnt = _Learnt()
         words = doc.words
-        present = set(words & self._words)
-        stems = self._stemmed(words) if self._stems else {}
-        for keys in stems.values():
-            present.update(keys)
-        if self._title:
-            title = doc.title.wordset
-            present.update(f"title:{key}" for key in title & self._title)
-            present.update(scoped for word, keys in stems.items() if word in title for key in keys
-                           if (scoped := f"title:{key}") in self._keys)
+        for word in words - learnt.seen:
+            self._learn(learnt, word)
+        present: set[str] = set()
+        keys, title_keys = learnt.keys, learnt.title_keys
+        for word in words & learnt.keyed:
+            present.update(keys[word])
+        if learnt.title_keyed:
+            for word in doc.title.wordset & learnt.title_keyed:
+                present.update(title_keys[word])
         return present
 
-    def _stemmed(self, words: frozenset[str]) -> dict[str, tuple[str, ...]]:
-        """Of `words`, those that start with one of the index's stems, each with its keys `stem*`."""
-        known = self._known
-        if len(known.seen) >= _STEMMED_MAX:  # a bound for a daemon that reads for months
-            known = self._known = _Stemmed()
-        stems, seen = known.stems, known.seen
-        for word in words - seen:
-            found = tuple(word[:n] + "*" for n in self._stem_lengths if n <= len(word) and word[:n] in self._stems)
-            if found:
-                stems[word] = found  # before `seen`: a reader that finds the word seen finds its stems
-                known.stemmed.add(word)
-            seen.add(word)
-        return {word: stems[word] for word in words & known.stemmed}
+    def _learn(self, learnt: _Learnt, word: str) -> None:
+        """Which of the index's keys `word` gives an item that holds it, anywhere and in
+        the title: the word itself and the stems it starts with. Written before the word
+        is marked seen, so that a reader on another thread that finds it seen finds its keys."""
+        size, known = len(word), self._stems
+        stems = [word[:n] + "*" for n in self._stem_lengths if n <= size and word[:n] in known]
+        if word in self._words:
+            learnt.keys[word] = (word, *stems)
+            learnt.keyed.add(word)
+        elif stems:
+            learnt.keys[word] = tuple(stems)
+            learnt.keyed.add(word)
+        if word in self._title_words or stems:  # most words are neither
+            in_title = [scoped for key in (word, *stems) if (scoped := "title:" + key) in self._keys]
+            if in_title:
+                learnt.title_keys[word] = tuple(in_title)
+                learnt.title_keyed.add(word)
+        learnt.seen.add(word)
 
     def candidates(self, doc: Document) -> list[int]:
         """Ordinals, ascending, of the topics that could match `doc`; no other can."""
@@ -255,15 +263,18 @@ class TopicIndex(Generic[T]):
         return tuple(sorted(requirement(self.queries[ordinal].root), key=cost))
 
 
-class _Stemmed:
-    """Which item words start with which of the index's stems, learnt as words are met:
-    news reuses its words, so each word is checked against the stems once."""
+class _Learnt:
+    """The index's keys that item words give, learnt as words are met: news reuses its
+    words, so each word is looked up against the keys and stems once, and an item's keys
+    are then one set operation in C and a few dict lookups away."""
 
     def __init__(self) -> None:
         self.seen: set[str] = set()
-        self.stems: dict[str, tuple[str, ...]] = {}  # word → its keys `stem*`, when it has any
-        self.stemmed: set[str] = set()  # the words in `stems`
+        self.keys: dict[str, tuple[str, ...]] = {}  # word → its keys anywhere, when it has any
+        self.keyed: set[str] = set()  # the words in `keys`
+        self.title_keys: dict[str, tuple[str, ...]] = {}  # word → its `title:` keys, when it has any
+        self.title_keyed: set[str] = set()
 
 
 _CHECKED = 3  # groups besides the filed one checked per candidate: enough to rule most out
-_STEMMED_MAX = 200_000
+_LEARNT_MAX = 200_000

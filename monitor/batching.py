@@ -37,7 +37,11 @@ class Unchanged:
 class Batcher(Generic[T, R]):
     """Collects records and writes them together with `write` (in a thread: it blocks),
     which gives one result per record. `record` returns once its record is written, with
-    its result; a write that fails fails every record of its batch alike."""
+    its result; a write that fails fails every record of its batch alike.
+
+    One write at a time (a group commit): records that arrive while a batch is being
+    written wait for it and go together in the next, so the busier the store, the larger
+    its batches and the fewer its commits."""
 
     def __init__(self, write: Callable[[list[T]], list[R]], max_batch: int = MAX_BATCH,
                  max_wait: float = MAX_WAIT):
@@ -46,6 +50,7 @@ class Batcher(Generic[T, R]):
         self.max_wait = max_wait
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._writing = False
 
     async def record(self, record: T) -> R:
         loop = asyncio.get_running_loop()
@@ -53,7 +58,7 @@ class Batcher(Generic[T, R]):
         self._pending.append((record, done))
         if len(self._pending) >= self.max_batch:
             self._flush()
-        elif self._timer is None:
+        elif self._timer is None and not self._writing:
             self._timer = loop.call_later(self.max_wait, self._flush)
         return await done
 
@@ -61,9 +66,11 @@ class Batcher(Generic[T, R]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
-            asyncio.get_running_loop().create_task(self._write(batch))
+        if self._writing or not self._pending:
+            return  # the write under way flushes the rest when it ends
+        batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+        self._writing = True
+        asyncio.get_running_loop().create_task(self._write(batch))
 
     async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
@@ -72,7 +79,10 @@ class Batcher(Generic[T, R]):
             for _, done in batch:
                 if not done.done():
                     done.set_exception(e)
-            return
-        for (_, done), result in zip(batch, results, strict=True):
-            if not done.done():  # its poll may have been cancelled meanwhile
-                done.set_result(result)
+        else:
+            for (_, done), result in zip(batch, results, strict=True):
+                if not done.done():  # its poll may have been cancelled meanwhile
+                    done.set_result(result)
+        finally:
+            self._writing = False
+        self._flush()

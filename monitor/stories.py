@@ -215,19 +215,17 @@ Candidate = tuple[int, Story | int, neardup.Text]  # an indexed item (or a poll'
 
 def _indexed(conn: Connection, bands: set[int], *, since: datetime) -> tuple[frozenset[int], dict[int, list[Candidate]]]:
     """Of these bands, those HOT_BAND indexed items share (crowded); of the others, band →
-    the indexed items within the window that share it."""
+    the indexed items within the window that share it. A crowded band's rows are counted
+    in the band index alone, never read: they would be thrown away."""
     if not bands:
         return frozenset(), {}
     dialect = conn.dialect.name
-    rows = conn.execute(_band_rows(dialect), {"values": listed(story_bands.c.band, dialect, sorted(bands)),
-                                              "since": since}).all()
-    shared: dict[int, int] = {}
-    for band, *_ in rows:
-        shared[band] = shared.get(band, 0) + 1
-    crowded = frozenset(band for band, count in shared.items() if count >= HOT_BAND)
+    values = listed(story_bands.c.band, dialect, sorted(bands))
+    crowded = frozenset(conn.execute(_crowded_bands(dialect), {"values": values}).scalars())
     found_by_band: dict[int, list[Candidate]] = {}
-    for band, item, recent, story, key, shingles in rows:
-        if recent and band not in crowded:
+    if calm := bands - crowded:
+        for band, item, story, key, shingles in conn.execute(_band_rows(dialect), {
+                "values": listed(story_bands.c.band, dialect, sorted(calm)), "since": since}).all():
             found_by_band.setdefault(band, []).append((item, Story(story, key), _text(shingles)))
     return crowded, found_by_band
 
@@ -241,15 +239,20 @@ def _text(shingles: bytes) -> neardup.Text:
 
 
 @functools.cache
+def _crowded_bands(dialect: str) -> Select:
+    """Of some bands, those HOT_BAND items or more share: an index-only count."""
+    return (select(story_bands.c.band).where(is_one_of(story_bands.c.band, dialect))
+            .group_by(story_bands.c.band).having(func.count() >= HOT_BAND))
+
+
+@functools.cache
 def _band_rows(dialect: str) -> Select:
-    """The items sharing any of some bands: band, item, whether it is within the window,
-    its story and its shingles. No band leads to many more than HOT_BAND items: a
-    crowded band gets no more."""
-    return (select(story_bands.c.band, story_entries.c.item_id, (story_entries.c.seen_at >= bindparam("since")),
-                   stories.c.id, stories.c.key, story_entries.c.shingles)
+    """The items within the window sharing any of some bands (none crowded, so fewer
+    than HOT_BAND each): band, item, its story and its shingles."""
+    return (select(story_bands.c.band, story_entries.c.item_id, stories.c.id, stories.c.key, story_entries.c.shingles)
             .join(story_entries, story_entries.c.item_id == story_bands.c.item_id)
             .join(stories, stories.c.id == story_entries.c.story_id)
-            .where(is_one_of(story_bands.c.band, dialect)))
+            .where(is_one_of(story_bands.c.band, dialect), story_entries.c.seen_at >= bindparam("since")))
 
 
 @functools.cache

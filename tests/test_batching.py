@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -118,3 +119,32 @@ def test_batcher_fails_every_record_of_a_failed_write() -> None:
     assert [str(e) for e in asyncio.run(go())] == ["database is locked"] * 3
     with pytest.raises(StorageError):
         asyncio.run(Batcher(refuse).record(1))
+
+
+def test_batcher_writes_one_batch_at_a_time_and_groups_what_arrives_meanwhile() -> None:
+    batches: list[list[int]] = []
+    release = threading.Event()
+    writing = threading.Lock()
+
+    def slow_write(records: list[int]) -> list[int]:
+        assert writing.acquire(blocking=False), "two writes at once"
+        try:
+            batches.append(records)
+            release.wait(5)
+            return records
+        finally:
+            writing.release()
+
+    async def go() -> list[int]:
+        batcher = Batcher(slow_write, max_batch=3, max_wait=0.01)
+        first = asyncio.ensure_future(batcher.record(0))
+        while not batches:  # the first batch is being written...
+            await asyncio.sleep(0.01)
+        later = [asyncio.ensure_future(batcher.record(n)) for n in range(1, 6)]
+        await asyncio.sleep(0.1)  # ...and nothing else starts meanwhile, full batch or not
+        assert batches == [[0]]
+        release.set()
+        return await asyncio.gather(first, *later)
+
+    assert asyncio.run(go()) == [0, 1, 2, 3, 4, 5]
+    assert batches == [[0], [1, 2, 3], [4, 5]]

@@ -186,6 +186,11 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # A checkpoint every 8,000 pages (32 MiB of WAL) rather than 1,000: each one syncs
+    # and copies pages back, and a cold ingest rewrites the same index pages many times
+    # over (2,000 feeds' first polls: 31 s → 29 s). The WAL is cut back to 32 MiB after.
+    cursor.execute("PRAGMA wal_autocheckpoint=8000")
+    cursor.execute("PRAGMA journal_size_limit=33554432")
     cursor.close()
 
 
